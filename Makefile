@@ -1,0 +1,128 @@
+# selfhost.bitwarden: every developer and CI task starts here.
+# `make demo` and `make test` work on a fresh clone: they bootstrap .venv and the system tools themselves.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+ROOT := $(CURDIR)
+VENV := $(ROOT)/.venv
+CACHE := $(ROOT)/.cache
+
+# Newest Python that takes the newest ansible-core (pyenv 3.13/3.12 -> core 2.21); else the default python3 (core 2.19).
+PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $$HOME/.pyenv)
+BASE_PYTHON ?= $(firstword $(wildcard $(PYENV_ROOT)/versions/3.13.*/bin/python3) $(wildcard $(PYENV_ROOT)/versions/3.12.*/bin/python3) $(shell command -v python3))
+PY := $(VENV)/bin/python
+
+# Keep every tool's state inside the checkout: nothing in $HOME that a later run could pick up by accident.
+COLLECTIONS := $(CACHE)/collections
+COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/selfhost/bitwarden
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export ANSIBLE_HOME := $(CACHE)/ansible-home
+export ANSIBLE_LOCAL_TEMP := $(CACHE)/ansible-home/tmp
+export ANSIBLE_REMOTE_TEMP := /tmp/.ansible-selfhost-bitwarden
+export ANSIBLE_PYTHON_INTERPRETER := $(PY)
+export ANSIBLE_NOCOWS := 1
+export ANSIBLE_FORCE_COLOR := 0
+export XDG_CACHE_HOME := $(CACHE)/xdg
+export MOLECULE_GLOB := molecule/*/molecule.yml
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# Real interpreter directories instead of pyenv shims: ansible's interpreter discovery and ansible-test break on the shims.
+export PATH := $(VENV)/bin:$(dir $(BASE_PYTHON)):$(subst $(PYENV_ROOT)/shims:,,$(PATH))
+
+STAMP := $(VENV)/.installed
+SYSTEM_STAMP := $(CACHE)/.system-packages
+
+.PHONY: sanity-locked help venv system-packages collection test lint sanity units simulator integration molecule docs build demo bench real-server clean
+
+help:
+	@echo "make demo    start a simulated fleet, roll billing sync out to it, print the fleet report"
+	@echo "make test    everything CI runs: lint, sanity, units, simulator, integration, molecule, docs, build"
+	@echo "make lint | sanity | units | simulator | integration | molecule | docs | build | bench | real-server"
+
+$(STAMP): requirements-dev.txt
+	@echo "== creating .venv with $(BASE_PYTHON)"
+	@test -x "$(BASE_PYTHON)" || { echo "no usable python3 found" >&2; exit 1; }
+	rm -rf $(VENV)
+	$(BASE_PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -U pip 2>&1 | grep -v '^WARNING: Location' || true
+	@if $(PY) -c 'import sys; sys.exit(sys.version_info >= (3, 12))'; then \
+	  echo "== Python < 3.12: ansible-core 2.19 instead of 2.21"; \
+	  sed 's/^ansible-core==.*/ansible-core==2.19.14/' requirements-dev.txt > $(VENV)/requirements.txt; \
+	else cp requirements-dev.txt $(VENV)/requirements.txt; fi
+	$(PY) -m pip install -q -r $(VENV)/requirements.txt 2>&1 | grep -v '^WARNING: Location' || true
+	$(PY) -m pip check
+	touch $@
+
+venv: $(STAMP)
+
+# sshd for the molecule SSH scenario, shellcheck for ansible-test sanity. Installed only when missing.
+$(SYSTEM_STAMP):
+	@mkdir -p $(CACHE)
+	@missing=""; \
+	  command -v shellcheck >/dev/null || missing="$$missing shellcheck"; \
+	  test -x /usr/sbin/sshd || missing="$$missing openssh-server"; \
+	  if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" != 0 ]; then echo "please install:$$missing (needs root)" >&2; exit 1; fi; \
+	    echo "== apt-get install$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  fi
+	touch $@
+
+system-packages: $(SYSTEM_STAMP)
+
+# The collection must sit at ansible_collections/selfhost/bitwarden; a link into the cache keeps edits live.
+$(COLLECTION_LINK):
+	mkdir -p $(dir $@) $(ANSIBLE_HOME)/tmp
+	ln -sfn $(ROOT) $@
+
+collection: $(STAMP) $(COLLECTION_LINK)
+
+test: lint sanity units simulator integration molecule docs build
+	@echo "== make test: all suites passed"
+
+lint: collection
+	yamllint -s .
+	ansible-lint
+
+# ansible-test needs a real (not symlinked) ansible_collections/selfhost/bitwarden tree and an offline get-pip.
+SANITY_TREE := $(CACHE)/sanity/ansible_collections/selfhost/bitwarden
+SANITY_HOME := $(CACHE)/sanity-home
+sanity: collection system-packages
+	flock $(CACHE)/sanity.lock $(MAKE) --no-print-directory sanity-locked
+
+sanity-locked:
+	rm -rf $(SANITY_TREE) && mkdir -p $(SANITY_TREE) $(SANITY_HOME)/.ansible/test/cache
+	git ls-files -co --exclude-standard -z | tar --null -T - -cf - | tar -xf - -C $(SANITY_TREE)
+	for v in 24_2 25_2; do cp scripts/ansible_test_get_pip.py $(SANITY_HOME)/.ansible/test/cache/get_pip_$$v.py; done
+	cd $(SANITY_TREE) && HOME=$(SANITY_HOME) ansible-test sanity --local --python $$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])') --color no
+
+units: collection
+	pytest -n 2 tests/unit
+
+simulator: collection
+	pytest -n 2 tests/simulator
+
+integration: collection
+	pytest -n 2 tests/integration
+
+molecule: collection system-packages
+	molecule test --all
+
+docs: collection
+	@echo "docs: not built yet"
+
+build: collection
+	@echo "build: not built yet"
+
+demo: collection
+	$(PY) scripts/demo.py
+
+bench: collection
+	$(PY) benchmarks/run.py
+
+# Runs the same playbooks against a real server; see docs/testing.md for the variables it needs.
+real-server: collection
+	pytest tests/real_server
+
+clean:
+	rm -rf $(VENV) $(CACHE) tests/output .pytest_cache collections
