@@ -32,7 +32,7 @@ export PATH := $(VENV)/bin:$(dir $(BASE_PYTHON)):$(subst $(PYENV_ROOT)/shims:,,$
 STAMP := $(VENV)/.installed
 SYSTEM_STAMP := $(CACHE)/.system-packages
 
-.PHONY: sanity-locked help venv system-packages collection test lint sanity units simulator integration molecule docs build demo bench real-server clean
+.PHONY: env sanity-locked help venv system-packages collection test lint sanity units simulator integration molecule docs build demo bench real-server clean
 
 help:
 	@echo "make demo    start a simulated fleet, roll billing sync out to it, print the fleet report"
@@ -96,14 +96,21 @@ sanity-locked:
 	for v in 24_2 25_2; do cp scripts/ansible_test_get_pip.py $(SANITY_HOME)/.ansible/test/cache/get_pip_$$v.py; done
 	cd $(SANITY_TREE) && HOME=$(SANITY_HOME) ansible-test sanity --local --python $$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])') --color no
 
+PYTEST_ARGS ?=
 units: collection
-	pytest -n 2 tests/unit
+	pytest -n 2 tests/unit $(PYTEST_ARGS)
 
 simulator: collection
-	pytest -n 2 tests/simulator
+	pytest -n 2 tests/simulator $(PYTEST_ARGS)
 
 integration: collection
-	pytest -n 2 tests/integration
+	pytest -n 2 tests/integration $(PYTEST_ARGS)
+
+# `eval "$$(make -s env)"` gives a shell the same environment the targets use.
+env:
+	@echo "export PATH='$(PATH)' ANSIBLE_COLLECTIONS_PATH='$(ANSIBLE_COLLECTIONS_PATH)' ANSIBLE_HOME='$(ANSIBLE_HOME)'"
+	@echo "export ANSIBLE_LOCAL_TEMP='$(ANSIBLE_LOCAL_TEMP)' ANSIBLE_REMOTE_TEMP='$(ANSIBLE_REMOTE_TEMP)' ANSIBLE_PYTHON_INTERPRETER='$(ANSIBLE_PYTHON_INTERPRETER)'"
+	@echo "export XDG_CACHE_HOME='$(XDG_CACHE_HOME)' MOLECULE_GLOB='$(MOLECULE_GLOB)' ANSIBLE_NOCOWS=1"
 
 molecule: collection system-packages
 	molecule test --all

@@ -1,0 +1,45 @@
+# -*- coding: utf-8 -*-
+# Copyright: selfhost.bitwarden contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Attribute fragments shared by every module of the collection."""
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    # Every module: these always apply; each module adds check_mode, diff_mode and idempotent itself.
+    DOCUMENTATION = r"""
+options: {}
+attributes:
+  platform:
+    description: Target OS/families that can be operated against.
+    support: N/A
+    platforms: posix
+"""
+
+    ACTION_GROUP = r"""
+options: {}
+attributes:
+  action_group:
+    description: Use C(group/selfhost.bitwarden.bitwarden) in C(module_defaults) to set defaults for this module.
+    support: full
+    membership:
+      - selfhost.bitwarden.bitwarden
+"""
+
+    INFO_MODULE = r"""
+options: {}
+attributes:
+  check_mode:
+    support: full
+    details:
+      - This action does not modify state.
+  diff_mode:
+    support: N/A
+    details:
+      - This action does not modify state.
+  idempotent:
+    support: full
+    details:
+      - This action does not modify state.
+"""
