@@ -1,0 +1,569 @@
+# -*- coding: utf-8 -*-
+# Copyright: selfhost.bitwarden contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+#
+# This module_utils is PRIVATE and for internal collection use only: its interface may change at any time.
+"""The collection's one HTTP client for the self-hosted Bitwarden API.
+
+Covers the shared argument spec, reading the server URL from ``bwdata/config.yml``, the access token
+(contract section 1), retries with backoff under an overall deadline, and one actionable message per
+failure class. Secrets are registered with the module (``no_log_values``) and scrubbed from every message.
+"""
+
+from __future__ import annotations
+
+import datetime
+import email.utils
+import hashlib
+import http.client
+import json
+import os
+import re
+import socket
+import ssl
+import time
+import uuid
+
+from urllib.error import HTTPError, URLError
+from urllib.parse import quote, quote_plus, urlencode, urlsplit, urlunsplit
+
+from ansible.module_utils.basic import env_fallback
+from ansible.module_utils.common.text.converters import to_native, to_text
+from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
+from ansible.module_utils.urls import SSLValidationError, open_url
+
+# Accepted by every server version; servers from 2026.3.0 require a System.Version-parsable value (contract 1.3).
+CLIENT_VERSION = "2026.8.0"
+DEVICE_TYPE = "22"  # DeviceType.Server
+DEVICE_NAME = "selfhost.bitwarden"
+DEFAULT_BWDATA = "/opt/bitwarden/bwdata"
+
+# Route families that older servers do not have (contract section 8): a 404 there may mean "too old".
+LICENSE_SYNC_MIN_VERSION = "2023.2.0"
+CONNECTIONS_MIN_VERSION = "2022.5.0"
+
+# Status codes that mean the request was not processed (gateway, throttling, warm-up): safe to resend.
+RETRY_ALWAYS = frozenset((408, 429, 502, 503))
+# A 504 may come after the backend did the work: resend only requests that are safe to repeat.
+RETRY_IF_IDEMPOTENT = frozenset((504,))
+IDEMPOTENT_METHODS = frozenset(("GET", "HEAD", "PUT", "DELETE"))
+
+MASK = "********"
+
+
+def api_argument_spec():
+    """Options of the ``selfhost.bitwarden.api`` doc fragment."""
+    return dict(
+        server_url=dict(type="str", fallback=(env_fallback, ["BITWARDEN_SERVER_URL"])),
+        bwdata_path=dict(type="path", default=DEFAULT_BWDATA),
+        client_id=dict(type="str", fallback=(env_fallback, ["BITWARDEN_CLIENT_ID"])),
+        client_secret=dict(type="str", no_log=True, fallback=(env_fallback, ["BITWARDEN_CLIENT_SECRET"])),
+        access_token=dict(type="str", no_log=True, fallback=(env_fallback, ["BITWARDEN_ACCESS_TOKEN"])),
+        validate_certs=dict(type="bool", default=True),
+        ca_path=dict(type="path"),
+        timeout=dict(type="int", default=30),
+        retry_deadline=dict(type="int", default=60),
+    )
+
+
+def api_module_kwargs():
+    """AnsibleModule keyword arguments every API module shares."""
+    return dict(required_together=[("client_id", "client_secret")])
+
+
+class BitwardenApiError(Exception):
+    """A failed API call, with a message that says what to fix.
+
+    ``status`` is the HTTP status (None for transport failures), ``server_message`` the (scrubbed) text the
+    server gave, ``error`` the OAuth error code of a token response and ``ambiguous`` tells whether the
+    request may have been processed although no answer arrived (timeout, reset, 504, 500).
+    """
+
+    def __init__(self, msg, status=None, server_message=None, error=None, ambiguous=False):
+        super(BitwardenApiError, self).__init__(msg)
+        self.msg = msg
+        self.status = status
+        self.server_message = server_message
+        self.error = error
+        self.ambiguous = ambiguous
+
+
+class Response:
+    def __init__(self, status, data, headers):
+        self.status = status
+        self.data = data
+        self.headers = headers
+
+
+def normalize_server_url(url):
+    """Lower-case scheme and host, no default port, no trailing slash: one spelling per server."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = "[%s]" % host
+    port = parts.port
+    if port and not ((scheme == "https" and port == 443) or (scheme == "http" and port == 80)):
+        host = "%s:%d" % (host, port)
+    return urlunsplit((scheme, host, parts.path.rstrip("/"), "", ""))
+
+
+def device_identifier(server_url, client_id):
+    """Stable per server and API key, so the server registers one device and sends no new-device e-mail per run."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "selfhost.bitwarden:%s:%s" % (normalize_server_url(server_url), client_id)))
+
+
+def read_config_url(bwdata_path):
+    """The top-level ``url:`` of ``bwdata/config.yml`` (a flat file written by Setup); no YAML library needed."""
+    path = os.path.join(bwdata_path, "config.yml")
+    with open(path, "r") as handle:
+        for line in handle:
+            match = re.match(r"^url:[ \t]*(.*?)[ \t]*$", line.rstrip("\r\n"))
+            if not match:
+                continue
+            value = match.group(1)
+            if value[:1] in ("'", '"'):
+                quote_char = value[0]
+                end = value.find(quote_char, 1)
+                return value[1:end] if end > 0 else None
+            return re.sub(r"[ \t]+#.*$", "", value) or None
+    return None
+
+
+def fingerprint(secret):
+    """Short non-reversible stand-in for a secret in diffs and comparisons shown to the user."""
+    if not secret:
+        return None
+    return "sha256:" + hashlib.sha256(to_text(secret).encode("utf-8")).hexdigest()[:8]
+
+
+def ci_get(data, key, default=None):
+    """Case-insensitive key lookup: the server returns camelCase outside and PascalCase inside ``config``."""
+    if not isinstance(data, dict):
+        return default
+    if key in data:
+        return data[key]
+    lowered = key.lower()
+    for name, value in data.items():
+        if isinstance(name, str) and name.lower() == lowered:
+            return value
+    return default
+
+
+def parse_version(text):
+    """'2026.8.0' -> (2026, 8, 0); anything unparsable -> None."""
+    match = re.match(r"^\s*(\d+)\.(\d+)(?:\.(\d+))?", to_text(text or ""))
+    if not match:
+        return None
+    return tuple(int(part or 0) for part in match.groups())
+
+
+def parse_timestamp(text):
+    """Parse the server's ISO 8601 timestamps (7 fraction digits, offset or 'Z') into an aware UTC datetime.
+
+    Written by hand because ``datetime.fromisoformat`` on Python < 3.11 rejects 7 fraction digits.
+    """
+    if not text:
+        return None
+    match = re.match(
+        r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?\s*(Z|[+-]\d{2}:?\d{2})?$", to_text(text).strip())
+    if not match:
+        return None
+    year, month, day, hour, minute, second, fraction, offset = match.groups()
+    micro = int((fraction or "0")[:6].ljust(6, "0"))
+    tzinfo = datetime.timezone.utc
+    if offset and offset != "Z":
+        sign = -1 if offset[0] == "-" else 1
+        digits = offset[1:].replace(":", "")
+        tzinfo = datetime.timezone(sign * datetime.timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
+    value = datetime.datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micro, tzinfo)
+    return value.astimezone(datetime.timezone.utc)
+
+
+def _retry_after_seconds(headers):
+    value = headers.get("Retry-After") if headers else None
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return max(0.0, (when - datetime.datetime.now(datetime.timezone.utc)).total_seconds())
+
+
+def _classify_exception(exc):
+    """('refused' | 'reset' | 'timeout' | 'tls' | 'dns' | 'other', text) for a transport failure."""
+    reason = exc.reason if isinstance(exc, URLError) and not isinstance(exc, HTTPError) else exc
+    text = to_native(reason)
+    if isinstance(reason, (ssl.SSLError, ssl.CertificateError, SSLValidationError)) or "CERTIFICATE_VERIFY_FAILED" in text:
+        return "tls", text
+    if isinstance(reason, ConnectionRefusedError):
+        return "refused", text
+    if isinstance(reason, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError, http.client.RemoteDisconnected,
+                           http.client.IncompleteRead)):
+        return "reset", text
+    if isinstance(reason, (socket.timeout, TimeoutError)):
+        return "timeout", text
+    if isinstance(reason, socket.gaierror):
+        return "dns", text
+    return "other", text
+
+
+def _server_message(data, raw):
+    """The human text of an error body: ErrorResponseModel ``message``, OAuth ``error_description``/``ErrorModel``."""
+    if isinstance(data, dict):
+        for key in ("message", "error_description"):
+            value = ci_get(data, key)
+            if isinstance(value, str) and value:
+                return value
+        model = ci_get(data, "ErrorModel")
+        if isinstance(model, dict) and isinstance(ci_get(model, "Message"), str):
+            return ci_get(model, "Message")
+        return None
+    if isinstance(data, str):
+        return data or None
+    text = to_text(raw or b"", errors="replace").strip()
+    return text[:300] or None
+
+
+class BitwardenClient:
+    """HTTP client bound to one AnsibleModule: connection options, token, retries, error messages."""
+
+    def __init__(self, module):
+        self.module = module
+        params = module.params
+        self.bwdata_path = params["bwdata_path"]
+        self.validate_certs = params["validate_certs"]
+        self.ca_path = params["ca_path"]
+        self.timeout = params["timeout"]
+        self.retry_deadline = params["retry_deadline"]
+        self.client_id = params["client_id"]
+        self._client_secret = params["client_secret"]
+        self._access_token = None
+        self._secrets = set()
+        self.register_secret(self._client_secret)
+        self.register_secret(params["access_token"])
+        self.requests = 0
+        self._server_version = None
+
+        url = params["server_url"]
+        if not url:
+            try:
+                url = read_config_url(self.bwdata_path)
+            except (IOError, OSError) as exc:
+                self.fail("server_url is not set and %s/config.yml could not be read (%s): set server_url "
+                          "(or BITWARDEN_SERVER_URL), or bwdata_path when the module runs on the Bitwarden host"
+                          % (self.bwdata_path, to_native(exc)))
+            if not url:
+                self.fail("server_url is not set and %s/config.yml has no url: set server_url" % self.bwdata_path)
+        if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+            self.fail("server_url %r is not an http(s) URL such as https://bitwarden.example.com" % url)
+        self.server_url = normalize_server_url(url)
+        if params["access_token"]:
+            self._access_token = params["access_token"]
+
+    # -- secrets -------------------------------------------------------------------------------------
+
+    def register_secret(self, value):
+        """Never show ``value``: Ansible masks it in results, and ``scrub`` removes it from our messages."""
+        if value and isinstance(value, str):
+            self._secrets.add(value)
+            self.module.no_log_values.add(value)
+
+    def scrub(self, text):
+        text = to_text(text)
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            for form in (secret, quote(secret, safe=""), quote_plus(secret)):
+                text = text.replace(form, MASK)
+        return text
+
+    def fail(self, msg, **result):
+        if isinstance(msg, BitwardenApiError):
+            msg = msg.msg
+        self.module.fail_json(msg=self.scrub(msg), **result)
+
+    def warn(self, msg):
+        self.module.warn(self.scrub(msg))
+
+    # -- transport -----------------------------------------------------------------------------------
+
+    def _open_once(self, method, url, data, headers):
+        """One HTTP exchange: (status, raw body, headers) or a transport exception."""
+        self.requests += 1
+        try:
+            response = open_url(url, data=data, headers=headers, method=method, timeout=self.timeout,
+                                validate_certs=self.validate_certs, ca_path=self.ca_path,
+                                http_agent="selfhost.bitwarden", follow_redirects="safe")
+            try:
+                return response.getcode(), response.read(), response.headers
+            finally:
+                response.close()
+        except HTTPError as exc:
+            try:
+                body = exc.read()
+            except Exception:  # pylint: disable=broad-except  # a body that cannot be read is just empty
+                body = b""
+            return exc.code, body, exc.headers
+
+    def send(self, method, path, body=None, form=None, auth=True, idempotent=None, expect=(200,), deadline=None):
+        """Send one API request with retries; return a Response or raise BitwardenApiError.
+
+        ``idempotent`` defaults to the HTTP method's nature; pass True for a POST that is safe to repeat.
+        ``deadline`` overrides ``retry_deadline`` (0: a single attempt).
+        """
+        if deadline is None:
+            deadline = self.retry_deadline
+        if idempotent is None:
+            idempotent = method in IDEMPOTENT_METHODS
+        url = self.server_url + path
+        headers = {"Accept": "application/json", "Bitwarden-Client-Version": CLIENT_VERSION}
+        data = None
+        if form is not None:
+            data = urlencode(form)
+            headers["Content-Type"] = "application/x-www-form-urlencoded; charset=utf-8"
+        elif body is not None:
+            data = json.dumps(body)
+            headers["Content-Type"] = "application/json; charset=utf-8"
+        if auth:
+            headers["Authorization"] = "Bearer %s" % self.token()
+
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            status, raw, resp_headers, kind, text = None, b"", None, None, None
+            try:
+                status, raw, resp_headers = self._open_once(method, url, data, headers)
+            except (URLError, UrlsConnectionError, OSError, http.client.HTTPException, ValueError) as exc:
+                kind, text = _classify_exception(exc)
+            if kind == "tls":
+                raise BitwardenApiError(
+                    "TLS verification of %s failed (%s): set ca_path to the CA certificate that signed the "
+                    "server's certificate, or validate_certs=false only for a test server" % (self.server_url, text))
+            if kind == "dns":
+                raise BitwardenApiError("cannot resolve the host of %s (%s): check server_url" % (self.server_url, text))
+            retryable = (kind == "refused" or status in RETRY_ALWAYS
+                         or (idempotent and (kind in ("reset", "timeout") or status in RETRY_IF_IDEMPOTENT)))
+            if retryable:
+                wait = _retry_after_seconds(resp_headers) if status in (429, 503) else None
+                if wait is None:
+                    wait = min(2.0 ** (attempt - 1), 10.0)
+                if time.monotonic() - started + wait <= deadline:
+                    time.sleep(wait)
+                    continue
+            if kind is not None:
+                raise BitwardenApiError(
+                    "%s %s: %s after %d attempt(s) in %.0f s (%s): check that the server is running and server_url "
+                    "(%s) reaches it" % (method, path, {"refused": "connection refused", "reset": "connection reset",
+                                                        "timeout": "no answer within %d s" % self.timeout}.get(kind, "request failed"),
+                                         attempt, time.monotonic() - started, self.scrub(text), self.server_url),
+                    ambiguous=kind in ("reset", "timeout"))
+            response = Response(status, self._decode(raw), resp_headers)
+            if status in expect:
+                return response
+            raise self._http_error(method, path, response, raw, attempt, started)
+
+    def _decode(self, raw):
+        if not raw:
+            return None
+        text = to_text(raw, errors="replace")
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return text
+        return data
+
+    def _http_error(self, method, path, response, raw, attempt, started):
+        status = response.status
+        message = _server_message(response.data, raw)
+        message = self.scrub(message) if message else None
+        said = (": %s" % message) if message else ""
+        ambiguous = status in (500, 504)
+        error = ci_get(response.data, "error")
+        error = error if isinstance(error, str) else None
+        if status in RETRY_ALWAYS or status in RETRY_IF_IDEMPOTENT:
+            msg = ("%s %s answered %d%s, still after %d attempt(s) in %.0f s (retry_deadline=%d): the server is "
+                   "overloaded, starting or behind a failing proxy; try again later or raise retry_deadline"
+                   % (method, path, status, said, attempt, time.monotonic() - started, self.retry_deadline))
+        elif status == 401:
+            msg = ("%s %s: the server rejected the access token (401): it expired or was issued by another server; "
+                   "use client_id/client_secret of this server" % (method, path))
+        elif status == 403:
+            msg = ("%s %s: forbidden (403). This is what an organization API key (client_id organization.<id>) gets: "
+                   "billing sync and license sync need the personal API key of an organization owner (client_id "
+                   "user.<id>, from Account settings > Security > Keys > View API key)" % (method, path))
+        elif status == 400 and message and message.startswith("You do not have permission"):
+            msg = ("%s %s: the API key's user is not an owner of the organization (%s). Use the personal API key "
+                   "of an organization owner; admins are not enough" % (method, path, message))
+        elif status == 400 and message == "Cannot verify license file.":
+            msg = ("the server cannot verify the organization's license file (Cannot verify license file.): upload "
+                   "the organization license first (Admin Console > Billing > Subscription > Update license; on the "
+                   "host: bwdata/core/licenses/organization/<organization id>.json), then run this again")
+        elif status == 400 and message and message.startswith("Cloud communication is disabled"):
+            msg = ("cloud communication is disabled on the running server (%s): run selfhost.bitwarden.bitwarden_cloud_comm "
+                   "and restart the server (bitwarden.sh restart)" % message)
+        elif status == 500:
+            msg = ("%s %s: the server failed with an internal error (500%s); its api log (bwdata/logs/api/Api/) "
+                   "has the details" % (method, path, said))
+        else:
+            msg = "%s %s failed with HTTP %d%s" % (method, path, status, said)
+        return BitwardenApiError(msg, status=status, server_message=message, error=error, ambiguous=ambiguous)
+
+    # -- token ---------------------------------------------------------------------------------------
+
+    def token(self):
+        """The access token: given, or requested once per module run from the personal API key."""
+        if self._access_token:
+            return self._access_token
+        if not self.client_id or not self._client_secret:
+            self.fail("no credentials: set client_id and client_secret (an organization owner's personal API key, "
+                      "or BITWARDEN_CLIENT_ID/BITWARDEN_CLIENT_SECRET), or access_token")
+        try:
+            response = self.request_token(self.client_id, self._client_secret)
+        except BitwardenApiError as exc:
+            self.fail(exc)
+        token = response.data.get("access_token") if isinstance(response.data, dict) else None
+        if not token:
+            self.fail("the token endpoint of %s answered 200 without an access_token: is server_url a Bitwarden "
+                      "server?" % self.server_url)
+        self.register_secret(token)
+        self._access_token = token
+        return token
+
+    def token_form(self, client_id, client_secret):
+        # The official clients ask for scope api.organization with organization keys; send the same so that such
+        # a key gets a token and then the clear 403 from the API instead of an opaque invalid_scope.
+        scope = "api.organization" if client_id.lower().startswith("organization.") else "api"
+        return {
+            "grant_type": "client_credentials",
+            "scope": scope,
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "deviceType": DEVICE_TYPE,
+            "deviceIdentifier": device_identifier(self.server_url, client_id),
+            "deviceName": DEVICE_NAME,
+        }
+
+    def request_token(self, client_id, client_secret, deadline=None):
+        """POST /identity/connect/token; a 400 becomes a message per OAuth error (contract 1.5)."""
+        form = self.token_form(client_id, client_secret)
+        try:
+            return self.send("POST", "/identity/connect/token", form=form, auth=False, idempotent=True, deadline=deadline)
+        except BitwardenApiError as exc:
+            if exc.status != 400:
+                raise
+            raise self.token_error(exc)
+
+    def token_error(self, exc):
+        return BitwardenApiError(self.explain_token_error(exc.error, exc.server_message), status=400, error=exc.error,
+                                 server_message=exc.server_message)
+
+    def explain_token_error(self, error, message):
+        said = (" (%s)" % self.scrub(message)) if message else ""
+        if error == "invalid_client":
+            return ("%s rejected client_id/client_secret (invalid_client): the personal API key is wrong or was "
+                    "rotated, or it belongs to another server (a key from bitwarden.com or from another self-hosted "
+                    "server does not work here). Copy client_id and client_secret from this server's web vault: "
+                    "Account settings > Security > Keys > View API key" % self.server_url)
+        if error == "invalid_scope":
+            return ("%s rejected the scope for client_id %s (invalid_scope): use an organization owner's personal API "
+                    "key (client_id user.<id>); organization API keys cannot manage billing sync"
+                    % (self.server_url, self.client_id))
+        if error == "version_header_missing":
+            return ("%s requires a parsable Bitwarden-Client-Version header (servers from 2026.3.0; this client sends "
+                    "%s): a proxy in front of the server probably strips it%s" % (self.server_url, CLIENT_VERSION, said))
+        if error == "invalid_client_version":
+            return ("%s asks for a newer client than %s (invalid_client_version%s): update the selfhost.bitwarden "
+                    "collection" % (self.server_url, CLIENT_VERSION, said))
+        if error == "device_error" or (error == "invalid_grant" and message and "device" in message.lower()):
+            return ("%s refused the device information of the token request (%s%s): a proxy may drop form fields "
+                    "deviceType/deviceIdentifier/deviceName" % (self.server_url, error, said))
+        return "%s refused the token request (%s%s)" % (self.server_url, error or "HTTP 400", said)
+
+    # -- helpers shared by the modules -----------------------------------------------------------------
+
+    def server_version(self):
+        """The server's version from the anonymous GET /api/config (None if unknown); cached."""
+        if self._server_version is None:
+            try:
+                config = self.send("GET", "/api/config", auth=False).data
+            except BitwardenApiError:
+                return None
+            self._server_version = ci_get(config, "version") if isinstance(config, dict) else None
+        return self._server_version
+
+    def too_old(self, min_version, feature):
+        """A message when the server is older than ``min_version``, else None (costs one GET /api/config)."""
+        version = self.server_version()
+        parsed = parse_version(version)
+        if parsed and parsed < parse_version(min_version):
+            return ("the server runs Bitwarden %s, which has no %s: it needs %s or newer. Back up bwdata, update the "
+                    "server (bitwarden.sh updateself && bitwarden.sh update) and upload the organization license again"
+                    % (version, feature, min_version))
+        return None
+
+    def resolve_organization(self, organization_id):
+        """The given organization id, or the only one the key's user owns (GET /api/organizations)."""
+        if organization_id:
+            return organization_id
+        data = self.send("GET", "/api/organizations").data
+        items = ci_get(data, "data", []) if isinstance(data, dict) else (data or [])
+        owned = [item for item in items if ci_get(item, "type") in (0, "Owner", "owner")]
+        if len(owned) == 1:
+            return ci_get(owned[0], "id")
+        if not owned:
+            self.fail("the API key's user owns no organization on %s: use the personal API key of the organization "
+                      "owner, or set organization_id" % self.server_url)
+        self.fail("the API key's user owns %d organizations; set organization_id to one of: %s" % (
+            len(owned), ", ".join("%s (%s)" % (ci_get(item, "id"), ci_get(item, "name")) for item in owned)))
+        return None
+
+    def get_connection(self, organization_id):
+        """GET the CloudBillingSync connection; a missing one comes back as ``None`` (the server answers id null)."""
+        path = "/api/organizations/connections/%s/1" % quote(organization_id, safe="")
+        try:
+            data = self.send("GET", path).data
+        except BitwardenApiError as exc:
+            if exc.status == 404:
+                old = self.too_old(CONNECTIONS_MIN_VERSION, "organization connections (billing sync)")
+                if old:
+                    raise BitwardenApiError(old, status=404)
+            raise
+        return self.connection_from_response(data)
+
+    def connection_from_response(self, data):
+        """The connection model as a dict (None when the server says there is none); registers the key as secret."""
+        if not isinstance(data, dict) or not ci_get(data, "id"):
+            return None
+        config = ci_get(data, "config") or {}
+        if isinstance(config, str):
+            # 2022-era rows stored the config as a JSON string.
+            try:
+                config = json.loads(config)
+            except ValueError:
+                config = {}
+        key = ci_get(config, "BillingSyncKey")
+        self.register_secret(key)
+        return {
+            "id": ci_get(data, "id"),
+            "enabled": bool(ci_get(data, "enabled")),
+            "billing_sync_key": key,
+            "cloud_organization_id": ci_get(config, "CloudOrganizationId"),
+            "last_license_sync": ci_get(config, "LastLicenseSync"),
+        }
+
+    def cloud_communication_enabled(self):
+        data = self.send("GET", "/api/organizations/connections/enabled").data
+        return data is True or (isinstance(data, str) and data.lower() == "true")
+
+
+def public_connection(connection):
+    """What the modules return about a connection: never the key."""
+    if connection is None:
+        return None
+    return dict((key, connection.get(key)) for key in ("id", "enabled", "cloud_organization_id", "last_license_sync"))

@@ -1,0 +1,237 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: selfhost.bitwarden contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: bitwarden_billing_sync_token
+short_description: Apply the billing sync token of a self-hosted Bitwarden organization
+version_added: 0.1.0
+description:
+  - Manages the C(CloudBillingSync) organization connection of a self-hosted organization, that is the billing
+    sync token generated in the cloud web vault (Admin Console, Billing, Subscription, Set up billing sync) and
+    whether automatic sync is enabled. This is what "Manage billing sync" in the self-hosted admin console saves.
+  - Reads the connection first and writes only when the token or O(enabled) differ. An update keeps the time
+    of the last license sync, which the web vault's dialog would reset.
+  - Also reports whether the running server has cloud communication enabled (without it nothing syncs), and
+    warns when it is off.
+  - The server does not check the token when it is saved; only a license sync
+    (M(selfhost.bitwarden.bitwarden_license_sync)) proves it.
+author:
+  - selfhost.bitwarden contributors
+extends_documentation_fragment:
+  - selfhost.bitwarden.api
+  - selfhost.bitwarden.attributes
+  - selfhost.bitwarden.attributes.action_group
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+    details:
+      - The token is shown as a short SHA-256 fingerprint, never in clear.
+  idempotent:
+    support: full
+options:
+  organization_id:
+    description:
+      - Id of the self-hosted organization (not the id of the cloud organization).
+      - When omitted and the API key's user owns exactly one organization, that one.
+    type: str
+  billing_sync_token:
+    description:
+      - The billing sync token from the cloud organization.
+      - Required when O(state=present).
+    type: str
+  enabled:
+    description:
+      - Whether automatic billing sync is enabled for the organization.
+    type: bool
+    default: true
+  state:
+    description:
+      - V(present) creates or updates the connection, V(absent) deletes it.
+    type: str
+    choices: [present, absent]
+    default: present
+seealso:
+  - module: selfhost.bitwarden.bitwarden_cloud_comm
+  - module: selfhost.bitwarden.bitwarden_license_sync
+  - module: selfhost.bitwarden.bitwarden_sync_info
+"""
+
+EXAMPLES = r"""
+- name: Apply the billing sync token
+  selfhost.bitwarden.bitwarden_billing_sync_token:
+    server_url: https://bitwarden.example.com
+    client_id: "{{ bitwarden_owner_client_id }}"
+    client_secret: "{{ bitwarden_owner_client_secret }}"
+    organization_id: 2bd8b6d6-6f4a-4a5c-9a7e-0b3a2f6f1c11
+    billing_sync_token: "{{ bitwarden_billing_sync_token }}"
+
+- name: Remove the billing sync connection
+  selfhost.bitwarden.bitwarden_billing_sync_token:
+    organization_id: 2bd8b6d6-6f4a-4a5c-9a7e-0b3a2f6f1c11
+    state: absent
+"""
+
+RETURN = r"""
+action:
+  description: What was done (or, in check mode, would be done).
+  returned: always
+  type: str
+  choices: [created, updated, deleted, none]
+  sample: created
+connection:
+  description:
+    - The connection after the change; V(null) when there is none.
+    - In check mode, a connection that would be created has C(id=null).
+  returned: always
+  type: dict
+  contains:
+    id:
+      description: Id of the connection.
+      type: str
+    enabled:
+      description: Whether automatic billing sync is enabled.
+      type: bool
+    cloud_organization_id:
+      description: Id of the cloud organization, taken by the server from the organization license.
+      type: str
+    last_license_sync:
+      description: Time of the last successful license sync, V(null) when never synced.
+      type: str
+  sample:
+    id: 5f0c2a8e-1c53-4d7b-8e0a-3e9c0b8a3d21
+    enabled: true
+    cloud_organization_id: 9b1f3f2a-0e4e-4c55-b1a2-7d3c5e6f7a80
+    last_license_sync: "2026-08-20T14:03:11.1234567+00:00"
+organization_id:
+  description: The self-hosted organization id used.
+  returned: always
+  type: str
+cloud_communication_enabled:
+  description: Whether the running server has cloud communication enabled (C(GET /api/organizations/connections/enabled)).
+  returned: always
+  type: bool
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.selfhost.bitwarden.plugins.module_utils._bitwarden_api import (
+    BitwardenApiError,
+    BitwardenClient,
+    api_argument_spec,
+    api_module_kwargs,
+    fingerprint,
+    public_connection,
+)
+
+CONNECTIONS = "/api/organizations/connections"
+COMM_OFF_WARNING = ("the connection is saved but the running server has cloud communication off: run "
+                    "selfhost.bitwarden.bitwarden_cloud_comm and restart the server")
+
+
+def diff_view(connection, token=None):
+    if connection is None:
+        return {"state": "absent"}
+    return {"state": "present", "enabled": connection["enabled"],
+            "billing_sync_token": fingerprint(token if token is not None else connection["billing_sync_key"])}
+
+
+def request_body(organization_id, token, enabled, current=None):
+    # Always send config (a missing one is a 500 on the server); echo LastLicenseSync so an update keeps it.
+    config = {"billingSyncKey": token}
+    if current is not None:
+        config["lastLicenseSync"] = current["last_license_sync"]
+        config["cloudOrganizationId"] = current["cloud_organization_id"]
+    return {"type": 1, "organizationId": organization_id, "enabled": enabled, "config": config}
+
+
+def explain_write_error(client, exc, organization_id):
+    """Refine a failed create/update: servers before 2026.6.2 answer a missing license file with a 500."""
+    if exc.status == 500:
+        license_file = "%s/core/licenses/organization/%s.json" % (client.bwdata_path, organization_id)
+        return ("%s. Servers before 2026.6.2 answer this way when the organization license file (%s) is missing or "
+                "unreadable: upload the organization license first, then run this again" % (exc.msg, license_file))
+    return exc.msg
+
+
+def main():
+    argument_spec = api_argument_spec()
+    argument_spec.update(
+        organization_id=dict(type="str"),
+        billing_sync_token=dict(type="str", no_log=True),
+        enabled=dict(type="bool", default=True),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           required_if=[("state", "present", ["billing_sync_token"])], **api_module_kwargs())
+    client = BitwardenClient(module)
+    token = module.params["billing_sync_token"]
+    client.register_secret(token)
+    enabled = module.params["enabled"]
+    state = module.params["state"]
+
+    try:
+        organization_id = client.resolve_organization(module.params["organization_id"])
+        comm_enabled = client.cloud_communication_enabled()
+        current = client.get_connection(organization_id)
+    except BitwardenApiError as exc:
+        client.fail(exc)
+
+    result = dict(changed=False, action="none", organization_id=organization_id,
+                  cloud_communication_enabled=comm_enabled, connection=public_connection(current))
+
+    if state == "absent":
+        if current is not None:
+            result.update(changed=True, action="deleted", connection=None)
+            if not module.check_mode:
+                try:
+                    client.send("DELETE", "%s/%s" % (CONNECTIONS, current["id"]))
+                except BitwardenApiError as exc:
+                    client.fail(exc)
+        after = None
+    elif current is None:
+        result.update(changed=True, action="created")
+        after = {"id": None, "enabled": enabled, "billing_sync_key": token, "cloud_organization_id": None,
+                 "last_license_sync": None}
+        if not module.check_mode:
+            try:
+                after = client.connection_from_response(
+                    client.send("POST", CONNECTIONS, body=request_body(organization_id, token, enabled)).data)
+            except BitwardenApiError as exc:
+                after = None
+                if exc.ambiguous:
+                    # The create may have landed although no answer came back: look before reporting a failure.
+                    try:
+                        after = client.get_connection(organization_id)
+                    except BitwardenApiError:
+                        after = None
+                if after is None or after["billing_sync_key"] != token:
+                    client.fail(explain_write_error(client, exc, organization_id))
+        result["connection"] = public_connection(after)
+    elif current["billing_sync_key"] != token or current["enabled"] != enabled:
+        result.update(changed=True, action="updated")
+        after = dict(current, enabled=enabled, billing_sync_key=token)
+        if not module.check_mode:
+            try:
+                after = client.connection_from_response(client.send(
+                    "PUT", "%s/%s" % (CONNECTIONS, current["id"]),
+                    body=request_body(organization_id, token, enabled, current)).data) or after
+            except BitwardenApiError as exc:
+                client.fail(explain_write_error(client, exc, organization_id))
+        result["connection"] = public_connection(after)
+    else:
+        after = current
+
+    if state == "present" and not comm_enabled:
+        client.warn(COMM_OFF_WARNING)
+    if module._diff:
+        result["diff"] = {"before": diff_view(current), "after": diff_view(after, token if after else None)}
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: selfhost.bitwarden contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: bitwarden_wait_for_server
+short_description: Wait until a self-hosted Bitwarden server answers API and token requests
+version_added: 0.1.0
+description:
+  - Waits after C(bitwarden.sh restart) until the server can serve the other modules of this collection.
+  - Polls C(GET /api/alive) until it answers 200, then C(GET /identity/alive), then sends a token request until
+    the answer is neither a connection error nor a 5xx (the alive endpoints do not touch the database, the
+    token request does).
+  - The token request uses O(client_id) and O(client_secret) when given, and fails at once when the server
+    rejects them. Without them it uses a client id that cannot exist, which the server can only reject after
+    a database lookup.
+  - Fails naming the step that never answered when O(timeout) runs out.
+author:
+  - selfhost.bitwarden contributors
+extends_documentation_fragment:
+  - selfhost.bitwarden.api
+  - selfhost.bitwarden.attributes
+  - selfhost.bitwarden.attributes.action_group
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Waits in check mode too, because it only reads; after a restart that check mode skipped it returns at once.
+  diff_mode:
+    support: N/A
+    details:
+      - This action does not modify state.
+  idempotent:
+    support: full
+    details:
+      - This action does not modify state. A token request with O(client_id) registers the module's device once
+        per server and key (see the notes).
+options:
+  timeout:
+    description:
+      - Total seconds to wait for the server, unlike the other modules of the collection where O(timeout) limits one
+        HTTP request. Each request here waits at most 10 seconds.
+      - A O(timeout) set for the whole group in C(module_defaults) applies here too; set it on this task to override.
+    type: int
+    default: 300
+  delay:
+    description:
+      - Seconds between two polls.
+    type: float
+    default: 2
+  retry_deadline:
+    description:
+      - Not used, this module polls until O(timeout) instead. Accepted so that C(module_defaults) for the group work.
+    type: int
+    default: 60
+seealso:
+  - module: ansible.builtin.wait_for
+"""
+
+EXAMPLES = r"""
+- name: Wait for Bitwarden after the restart
+  selfhost.bitwarden.bitwarden_wait_for_server:
+    server_url: https://bitwarden.example.com
+    client_id: "{{ bitwarden_owner_client_id }}"
+    client_secret: "{{ bitwarden_owner_client_secret }}"
+    timeout: 600
+"""
+
+RETURN = r"""
+elapsed:
+  description: Seconds spent waiting.
+  returned: always
+  type: float
+  sample: 12.4
+attempts:
+  description: Number of HTTP requests sent.
+  returned: always
+  type: int
+  sample: 7
+"""
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.selfhost.bitwarden.plugins.module_utils._bitwarden_api import (
+    BitwardenApiError,
+    BitwardenClient,
+    api_argument_spec,
+    api_module_kwargs,
+)
+
+PER_REQUEST_TIMEOUT = 10
+# A client id no server has: the identity server looks it up in the database, then answers invalid_client.
+PROBE_CLIENT_ID = "user.00000000-0000-0000-0000-000000000000"
+PROBE_CLIENT_SECRET = "selfhost-bitwarden-readiness-probe"
+
+
+def describe(exc):
+    return "HTTP %d" % exc.status if exc.status else exc.msg
+
+
+def main():
+    argument_spec = api_argument_spec()
+    argument_spec.update(
+        timeout=dict(type="int", default=300),
+        delay=dict(type="float", default=2),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **api_module_kwargs())
+    client = BitwardenClient(module)
+    started = time.monotonic()
+    deadline = started + module.params["timeout"]
+    delay = max(0.0, module.params["delay"])
+    has_key = bool(client.client_id and module.params["client_secret"])
+
+    def ready_alive(path):
+        client.send("GET", path, auth=False, deadline=0)
+
+    def ready_token():
+        if has_key:
+            client.request_token(client.client_id, module.params["client_secret"], deadline=0)
+            return
+        try:
+            client.request_token(PROBE_CLIENT_ID, PROBE_CLIENT_SECRET, deadline=0)
+        except BitwardenApiError as exc:
+            if exc.status != 400:
+                raise
+
+    steps = (("GET /api/alive", ready_alive, "/api/alive"),
+             ("GET /identity/alive", ready_alive, "/identity/alive"),
+             ("the token request (POST /identity/connect/token)", lambda unused: ready_token(), None))
+    for name, check, arg in steps:
+        while True:
+            client.timeout = max(1, min(PER_REQUEST_TIMEOUT, int(deadline - time.monotonic()) or 1))
+            try:
+                check(arg)
+                break
+            except BitwardenApiError as exc:
+                if arg is None and exc.status == 400:
+                    # The identity server answered from its database: ready, but the key is wrong.
+                    client.fail("%s answers, but %s" % (client.server_url, exc.msg),
+                                elapsed=round(time.monotonic() - started, 1), attempts=client.requests)
+                last = describe(exc)
+            if time.monotonic() + delay > deadline:
+                client.fail("%s was not ready within %d s: %s never succeeded (last answer: %s)"
+                            % (client.server_url, module.params["timeout"], name, last),
+                            elapsed=round(time.monotonic() - started, 1), attempts=client.requests)
+            time.sleep(delay)
+
+    module.exit_json(changed=False, elapsed=round(time.monotonic() - started, 1), attempts=client.requests)
+
+
+if __name__ == "__main__":
+    main()
