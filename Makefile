@@ -122,7 +122,7 @@ build: collection
 	@echo "build: not built yet"
 
 demo: collection
-	$(PY) scripts/demo.py
+	scripts/demo.sh
 
 bench: collection
 	$(PY) benchmarks/run.py

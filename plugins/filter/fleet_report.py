@@ -1,0 +1,93 @@
+# -*- coding: utf-8 -*-
+# Copyright: selfhost.bitwarden contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filter that renders the fleet report of playbooks/status.yml as a text table or Markdown."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: fleet_report
+short_description: Render billing sync status rows as a text table or Markdown
+version_added: 0.1.0
+description:
+  - Turns the C(billing_sync_status) facts that the C(status) entry point of the C(selfhost.bitwarden.billing_sync)
+    role sets into a fixed-width text table (for stdout) or a Markdown table (for files and wikis).
+options:
+  _input:
+    description: List of status rows (dicts with host, version, region, cloud_communication, billing_sync,
+      last_license_sync, drift, error).
+    type: list
+    elements: dict
+    required: true
+  fmt:
+    description: Output format.
+    type: str
+    choices: [text, markdown]
+    default: text
+"""
+
+EXAMPLES = r"""
+- name: Print the fleet report
+  ansible.builtin.debug:
+    msg: "{{ rows | selfhost.bitwarden.fleet_report }}"
+
+- name: Write it as Markdown
+  ansible.builtin.copy:
+    content: "{{ rows | selfhost.bitwarden.fleet_report('markdown') }}"
+    dest: /tmp/report.md
+    mode: "0644"
+"""
+
+RETURN = r"""
+_value:
+  description: The table, one line per host sorted by host name, after a header line.
+  type: str
+"""
+
+from ansible.errors import AnsibleFilterError
+
+COLUMNS = (
+    ("host", "host"),
+    ("version", "version"),
+    ("region", "region"),
+    ("cloud comm", "cloud_communication"),
+    ("billing sync", "billing_sync"),
+    ("last license sync", "last_license_sync"),
+    ("drift", "drift"),
+)
+
+
+def _cell(row, key):
+    error = row.get("error")
+    if key == "host":
+        return str(row.get("host", "?"))
+    if key == "drift":
+        if error:
+            return "error: %s" % error
+        return "; ".join(row.get("drift") or []) or "in sync"
+    if error:
+        return "-"
+    value = row.get(key)
+    if key == "cloud_communication":
+        return "on" if value else "off"
+    return "never" if value is None else str(value)
+
+
+def fleet_report(rows, fmt="text"):
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        raise AnsibleFilterError("fleet_report expects a list of billing_sync_status dicts")
+    if fmt not in ("text", "markdown"):
+        raise AnsibleFilterError("fleet_report: fmt must be 'text' or 'markdown', not %r" % (fmt,))
+    header = [title for title, _key in COLUMNS]
+    body = [[_cell(row, key) for _title, key in COLUMNS] for row in sorted(rows, key=lambda r: str(r.get("host", "")))]
+    if fmt == "markdown":
+        lines = ["| %s |" % " | ".join(header), "|%s|" % "|".join("---" for _ in header)]
+        lines += ["| %s |" % " | ".join(cell.replace("|", "\\|") for cell in cells) for cells in body]
+        return "\n".join(lines) + "\n"
+    widths = [max(len(cells[i]) for cells in [header] + body) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(cells, widths)).rstrip() for cells in [header] + body) + "\n"
+
+
+class FilterModule:
+    def filters(self):
+        return {"fleet_report": fleet_report}

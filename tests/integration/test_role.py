@@ -1,0 +1,144 @@
+"""The billing_sync role end to end through ansible-core against the simulator.
+
+Shape of every scenario: check mode changes nothing -> real run -> idempotent re-run -> assertions on the
+simulator's own state (restarts from the bitwarden.sh log, connections, counters), never on our own output alone.
+"""
+
+from pathlib import Path
+
+import pytest
+
+from helpers.ansible_run import assert_no_secrets, run_playbook
+
+REPO = Path(__file__).resolve().parents[2]
+ROLLOUT = REPO / "playbooks" / "rollout.yml"
+
+
+def restarts(fleet, name):
+    return [call for call in fleet.client.bitwarden_sh_calls(name) if call["command"] == "restart"]
+
+
+def secrets_of(fleet, name):
+    state = fleet.client.instance(name)
+    return [
+        state["credentials"]["owner"]["client_secret"],
+        state["billing_sync_token"],
+        fleet.host_vars(name)["billing_sync_client_secret"],
+    ]
+
+
+@pytest.fixture
+def us_eu_fleet(sim_fleet):
+    return sim_fleet([{"name": "bw-us"}, {"name": "bw-eu", "region": "EU"}], allow_root=True, restart_delay=0.3, warmup=0.2)
+
+
+def test_check_mode_reports_drift_and_touches_nothing(us_eu_fleet):
+    fleet = us_eu_fleet
+    env_before = {name: (Path(fleet.host_vars(name)["billing_sync_install_dir"]) / "bwdata/env/global.override.env").read_bytes()
+                  for name in ("bw-us", "bw-eu")}
+    run = run_playbook(ROLLOUT, fleet.inventory, check=True, diff=True).assert_ok()
+    for name in ("bw-us", "bw-eu"):
+        assert run.stats[name]["changed"] >= 2, run.output
+        assert restarts(fleet, name) == []
+        state = fleet.client.instance(name)
+        assert state["connection"] is None
+        assert state["counters"]["writes"] == 0
+        assert state["counters"]["cloud_calls"] == 0
+        env_file = Path(fleet.host_vars(name)["billing_sync_install_dir"]) / "bwdata/env/global.override.env"
+        assert env_file.read_bytes() == env_before[name]
+    assert "+globalSettings__enableCloudCommunication=true" in run.stdout
+    assert_no_secrets(run.output, secrets_of(fleet, "bw-us") + secrets_of(fleet, "bw-eu"))
+
+
+def test_converge_then_idempotent_rerun(us_eu_fleet):
+    fleet = us_eu_fleet
+    first = run_playbook(ROLLOUT, fleet.inventory).assert_ok()
+    for name in ("bw-us", "bw-eu"):
+        assert len(restarts(fleet, name)) == 1, first.output
+        state = fleet.client.instance(name)
+        assert state["settings"]["enableCloudCommunication"] is True
+        assert state["connection"]["Enabled"] is True
+        assert state["connection"]["Config"]["LastLicenseSync"] is not None
+        assert len(state["devices"]) == 1
+    assert fleet.client.instance("bw-eu")["settings"]["cloudRegion"] == "EU"
+
+    for name in ("bw-us", "bw-eu"):
+        fleet.client.reset_counters(name)
+    second = run_playbook(ROLLOUT, fleet.inventory).assert_ok()
+    assert second.changed_total() == 0, second.output
+    for name in ("bw-us", "bw-eu"):
+        assert len(restarts(fleet, name)) == 1
+        counters = fleet.client.instance(name)["counters"]
+        assert counters["cloud_calls"] == 0
+        assert counters["writes"] == 0
+        assert counters["requests"] <= 4, counters
+        assert len(fleet.client.instance(name)["devices"]) == 1
+
+    drift = run_playbook(ROLLOUT, fleet.inventory, check=True, diff=True).assert_ok()
+    assert drift.changed_total() == 0, drift.output
+
+
+def test_no_secret_in_output_at_vvvv(sim_fleet):
+    fleet = sim_fleet([{"name": "bw-verbose"}], allow_root=True, restart_delay=0.2, warmup=0.1)
+    run = run_playbook(ROLLOUT, fleet.inventory, verbosity=4, diff=True).assert_ok()
+    state = fleet.client.instance("bw-verbose")
+    env_text = (Path(fleet.host_vars("bw-verbose")["billing_sync_install_dir"]) / "bwdata/env/global.override.env").read_text()
+    installation_key = next(line.split("=", 1)[1] for line in env_text.splitlines()
+                            if line.startswith("globalSettings__installation__key="))
+    assert_no_secrets(run.output, secrets_of(fleet, "bw-verbose") + [installation_key])
+    assert state["connection"]["Config"]["LastLicenseSync"] is not None
+
+
+def test_failed_restart_explains_rollback_and_next_run_heals(sim_fleet):
+    fleet = sim_fleet([{"name": "bw-flaky", "faults": {"restart": "fail"}}], allow_root=True, restart_delay=0.2, warmup=0.1)
+    failed = run_playbook(ROLLOUT, fleet.inventory)
+    assert failed.rc != 0
+    assert "bitwarden.sh restart failed" in failed.output
+    assert "roll back" in failed.output
+    env_file = Path(fleet.host_vars("bw-flaky")["billing_sync_install_dir"]) / "bwdata/env/global.override.env"
+    assert "globalSettings__enableCloudCommunication=true" in env_file.read_text()
+
+    # The operator fixes the cause and starts the server; the env file is already right, the server is not.
+    fleet.client.set_faults("bw-flaky", {})
+    healed = run_playbook(ROLLOUT, fleet.inventory).assert_ok()
+    state = fleet.client.instance("bw-flaky")
+    assert state["settings"]["enableCloudCommunication"] is True
+    assert state["connection"]["Config"]["LastLicenseSync"] is not None
+    assert len(restarts(fleet, "bw-flaky")) == 2, healed.output
+
+
+def test_restart_that_never_comes_back_times_out_with_rollback_advice(sim_fleet):
+    fleet = sim_fleet([{"name": "bw-gone", "faults": {"restart": "never_returns"}}], allow_root=True, restart_delay=0.2)
+    run = run_playbook(ROLLOUT, fleet.inventory, extra_vars={"billing_sync_restart_timeout": 3})
+    assert run.rc != 0
+    assert "did not answer within 3 s" in run.output
+    assert "roll back" in run.output
+
+
+def test_root_refusal_of_the_real_script_is_explained(sim_fleet):
+    fleet = sim_fleet([{"name": "bw-rootless"}], allow_root=False, restart_delay=0.2)
+    run = run_playbook(ROLLOUT, fleet.inventory)
+    if fleet.host_vars("bw-rootless")["billing_sync_user"] != "root":
+        pytest.skip("only meaningful when the tests run as root")
+    assert run.rc != 0
+    assert "refused to run as root" in run.output
+
+
+@pytest.mark.parametrize(
+    "extra_vars, expected",
+    [
+        ({"billing_sync_token": ""}, "set billing_sync_token"),
+        ({"billing_sync_client_id": "organization.3fa85f64-5717-4562-b3fc-2c963f66afa6"}, "billing_sync_client_id must be an owner"),
+        ({"billing_sync_organization_id": "not-a-guid"}, "billing_sync_organization_id must be"),
+        ({"billing_sync_install_dir": "/nonexistent/bitwarden"}, "No bitwarden.sh at /nonexistent/bitwarden"),
+        ({"billing_sync_user": "nobody"}, "billing_sync_user is 'nobody'"),
+        ({"billing_sync_region": "APAC"}, "billing_sync_region"),
+    ],
+)
+def test_preflight_names_the_variable_to_fix(sim_fleet, extra_vars, expected):
+    fleet = sim_fleet([{"name": "bw-pre"}], allow_root=True)
+    run = run_playbook(ROLLOUT, fleet.inventory, extra_vars=extra_vars)
+    assert run.rc != 0
+    assert expected in run.output
+    assert restarts(fleet, "bw-pre") == []
+    assert fleet.client.instance("bw-pre")["counters"]["requests"] == 0

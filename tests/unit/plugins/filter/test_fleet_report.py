@@ -1,0 +1,36 @@
+import pytest
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.selfhost.bitwarden.plugins.filter.fleet_report import fleet_report
+
+ROWS = [
+    {"host": "bw-2", "version": "2026.8.0", "region": "EU", "cloud_communication": True, "billing_sync": "enabled",
+     "last_license_sync": "2026-11-22T10:00:00.0000000+00:00", "drift": [], "error": None},
+    {"host": "bw-1", "version": "2026.8.0", "region": "US", "cloud_communication": False, "billing_sync": "not configured",
+     "last_license_sync": None, "drift": ["cloud communication off", "never synced"], "error": None},
+    {"host": "bw-3", "error": "invalid_client | bad key", "drift": ["unknown"]},
+]
+
+
+def test_text_table_is_aligned_and_sorted():
+    lines = fleet_report(ROWS).splitlines()
+    assert lines[0].split()[:2] == ["host", "version"]
+    assert [line.split()[0] for line in lines[1:]] == ["bw-1", "bw-2", "bw-3"]
+    drift_column = lines[0].index("drift")
+    assert lines[1][drift_column:] == "cloud communication off; never synced"
+    assert lines[2][drift_column:] == "in sync"
+    assert "off" in lines[1] and "never" in lines[1]
+    assert lines[3].endswith("error: invalid_client | bad key")
+
+
+def test_markdown_escapes_pipes_and_has_a_row_per_host():
+    lines = fleet_report(ROWS, "markdown").splitlines()
+    assert lines[0].startswith("| host | version |")
+    assert len(lines) == 2 + len(ROWS)
+    assert "invalid_client \\| bad key" in lines[-1]
+
+
+@pytest.mark.parametrize("rows, fmt", [("nope", "text"), ([1], "text"), (ROWS, "html")])
+def test_bad_input_is_a_clear_error(rows, fmt):
+    with pytest.raises(AnsibleFilterError, match="fleet_report"):
+        fleet_report(rows, fmt)
