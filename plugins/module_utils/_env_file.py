@@ -131,11 +131,18 @@ def edit(text, desired, same=_same_text):
     eol = next((line.eol for line in lines if line.eol), "\n")
     out.extend(Line(key + "=" + value, eol) for key, value in desired.items() if value is not None and key.lower() not in last)
     if out:
-        out = [line if line.eol else line._replace(eol=eol) for line in out[:-1]] + [out[-1]]
+        out = [_terminated(line, eol) for line in out[:-1]] + [out[-1]]
         ends_with_break = text == "" or text.endswith("\n")
-        out[-1] = out[-1]._replace(eol=(out[-1].eol or eol) if ends_with_break else "")
+        out[-1] = _terminated(out[-1], eol) if ends_with_break else out[-1]._replace(eol="")
     collapsed = [key for key in desired if desired[key] is not None and found[key.lower()] > 1]
     return Edit(render(out), collapsed)
+
+
+def _terminated(line, eol):
+    """``line`` with a terminator; a stray CR at its end must stay part of the line, not turn into CRLF."""
+    if line.eol:
+        return line
+    return line._replace(eol="\r\n" if line.raw.endswith("\r") else eol)
 
 
 def mask(text):
