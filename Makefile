@@ -32,7 +32,7 @@ export PATH := $(VENV)/bin:$(dir $(BASE_PYTHON)):$(subst $(PYENV_ROOT)/shims:,,$
 STAMP := $(VENV)/.installed
 SYSTEM_STAMP := $(CACHE)/.system-packages
 
-.PHONY: env sanity-locked help venv system-packages collection test lint sanity units simulator integration molecule docs build demo bench real-server clean
+.PHONY: env sanity-locked help venv system-packages collection test lint sanity units simulator integration molecule docs build demo bench real-server real-server-apply clean
 
 help:
 	@echo "make demo    start a simulated fleet, roll billing sync out to it, print the fleet report"
@@ -129,7 +129,10 @@ bench: collection
 
 # Runs the same playbooks against a real server; see docs/testing.md for the variables it needs.
 real-server: collection
-	pytest tests/real_server
+	pytest -p no:xdist tests/real_server -k "not converges" $(PYTEST_ARGS)
+
+real-server-apply: collection
+	pytest -p no:xdist tests/real_server $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) $(CACHE) tests/output .pytest_cache collections
