@@ -16,15 +16,14 @@ import datetime
 import os
 import re
 
+from urllib.parse import urlsplit
+
+from ansible_collections.selfhost.bitwarden.plugins.module_utils import _env_file, _regions
 from ansible_collections.selfhost.bitwarden.plugins.module_utils._bitwarden_api import parse_timestamp
 
 TAIL_BYTES = 512 * 1024
-DEFAULT_IDENTITY_URI = "https://identity.bitwarden.com"
-REGION_KEY = "globalSettings__baseServiceUri__cloudRegion"
-IDENTITY_KEY = "globalSettings__installation__identityUri"
-API_KEY = "globalSettings__installation__apiUri"
-# The only env keys read here: the file also holds the installation key and database password.
-ENV_KEYS = (REGION_KEY, IDENTITY_KEY, API_KEY)
+REGION_KEY = _regions.CLOUD_REGION
+IDENTITY_KEY = _regions.IDENTITY_URI
 
 _LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\S+)\s+(?:(\S+)\s+)?\[([A-Z]{3})\]\s?(.*)$")
 _EVENT_ID = re.compile(r"\s*\([0-9a-f]{8}\)\s*$")
@@ -89,25 +88,28 @@ def read_entries_since(bwdata_path, since):
 
 
 def read_env_settings(bwdata_path):
-    """The region-related keys of ``bwdata/env/global.override.env`` (last occurrence wins, as in Setup)."""
-    settings = {}
+    """cloudRegion and identityUri from ``bwdata/env/global.override.env`` (None when the file is unreadable).
+
+    Only these keys are taken: the file also holds the installation key and the database password.
+    """
     try:
         with open(os.path.join(bwdata_path, "env", "global.override.env"), "r") as handle:
-            for line in handle:
-                key, sep, value = line.rstrip("\r\n").partition("=")
-                if sep and key.strip() in ENV_KEYS:
-                    settings[key.strip()] = value.strip().strip('"')
+            text = handle.read()
     except (IOError, OSError):
         return None
+    settings = {}
+    for key in (REGION_KEY, IDENTITY_KEY):
+        found = _env_file.values(text, key)
+        settings[key] = found[-1] if found else None
     return settings
 
 
-def region_of(url):
-    host = re.sub(r"^\w+://", "", url or "").split("/")[0].lower()
-    if host.endswith(".bitwarden.eu"):
-        return "EU"
-    if host.endswith(".bitwarden.com"):
-        return "US"
+def region_of(identity_url):
+    """The region whose identity server ``identity_url`` is, or None."""
+    host = urlsplit(identity_url or "").hostname
+    for region, settings in _regions.REGIONS.items():
+        if host and urlsplit(settings[IDENTITY_KEY]).hostname == host:
+            return region
     return None
 
 
@@ -125,7 +127,7 @@ def _region_mismatch(identity, settings):
             "(%s is %s). Set the %s URIs (selfhost.bitwarden.bitwarden_cloud_comm with region %s) and restart "
             "the server"
             % (installation_region, REGION_KEY, settings.get(REGION_KEY), target_region, identity, IDENTITY_KEY,
-               configured if configured else "not set, so the default %s applies" % DEFAULT_IDENTITY_URI,
+               configured if configured else "not set, so the default %s applies" % _regions.effective(IDENTITY_KEY, None),
                installation_region, installation_region))
 
 
