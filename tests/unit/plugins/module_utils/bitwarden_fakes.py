@@ -33,7 +33,8 @@ class Call:
     """One expected request and its scripted answer."""
 
     def __init__(self, method, path, status=200, body=None, headers=None, raises=None, form=None, json_body=None,
-                 auth=True):
+                 auth=True, effect=None):
+        self.effect = effect  # called when the request arrives, e.g. to write the api log like the server
         self.method = method
         self.url = SERVER + path
         self.status = status
@@ -128,6 +129,8 @@ class FakeServer:
         if call.json_body is not None:
             assert headers["Content-Type"].startswith("application/json")
             assert json.loads(data) == call.json_body
+        if call.effect is not None:
+            call.effect()
         if call.raises is not None:
             raise call.raises
         raw = b"" if call.body is None else (call.body if isinstance(call.body, bytes) else json.dumps(call.body).encode())

@@ -1,0 +1,163 @@
+"""bitwarden_license_sync: when it syncs, how it checks the result, and the real cause of a failure."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from ansible_collections.selfhost.bitwarden.plugins.modules import bitwarden_license_sync as module
+
+from unit.plugins.module_utils.bitwarden_fakes import (  # pylint: disable=unused-import
+    BASE_ARGS,
+    ORG,
+    Call,
+    assert_no_secret,
+    fake_server,
+    get_connection,
+    run_module,
+    token_call,
+)
+
+ARGS = dict(BASE_ARGS, organization_id=ORG)
+SYNC = "/api/organizations/licenses/self-hosted/%s/sync" % ORG
+GENERIC = {"object": "error",
+           "message": "An error has occurred. Check your internet connection and ensure the billing token is correct."}
+OLD = "2026-08-20T14:03:11.1234567+00:00"
+
+
+def iso(moment):
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0+00:00"
+
+
+def recent():
+    return iso(datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=1))
+
+
+def test_first_sync(fake_server, capsys):
+    new = recent()
+    server = fake_server([token_call(), get_connection(last_sync=None), Call("POST", SYNC),
+                          get_connection(last_sync=new)])
+    failed, result, output = run_module(module.main, ARGS, capsys)
+    server.done()
+    assert not failed and result["changed"] and result["synced"]
+    assert result["previous_license_sync"] is None and result["last_license_sync"] == new
+    assert result["organization_id"] == ORG
+    assert_no_secret(output)
+
+
+def test_already_synced_is_a_no_op_in_two_requests(fake_server, capsys):
+    server = fake_server([token_call(), get_connection(last_sync=OLD)])
+    failed, result, dummy = run_module(module.main, ARGS, capsys)
+    server.done()
+    assert not result["changed"] and not result["synced"] and result["last_license_sync"] == OLD
+
+
+def test_check_mode_predicts_without_posting(fake_server, capsys):
+    server = fake_server([token_call(), get_connection(last_sync=None)])
+    failed, result, dummy = run_module(module.main, ARGS, capsys, check_mode=True)
+    server.done()
+    assert result["changed"] and not result["synced"]
+
+
+def test_force_syncs_again(fake_server, capsys):
+    new = recent()
+    server = fake_server([token_call(), get_connection(last_sync=OLD), Call("POST", SYNC), get_connection(last_sync=new)])
+    failed, result, dummy = run_module(module.main, dict(ARGS, force=True), capsys)
+    server.done()
+    assert result["changed"] and result["previous_license_sync"] == OLD and result["last_license_sync"] == new
+
+
+@pytest.mark.parametrize("max_age, syncs", [("1h", True), ("3600", True), ("400d", False), ("1d12h", True)])
+def test_max_age(fake_server, capsys, max_age, syncs):
+    last = iso(datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=3))
+    calls = [token_call(), get_connection(last_sync=last)]
+    if syncs:
+        calls += [Call("POST", SYNC), get_connection(last_sync=recent())]
+    server = fake_server(calls)
+    failed, result, dummy = run_module(module.main, dict(ARGS, max_age=max_age), capsys)
+    server.done()
+    assert result["changed"] is syncs
+
+
+def test_bad_max_age(fake_server, capsys):
+    fake_server([])
+    failed, result, dummy = run_module(module.main, dict(ARGS, max_age="soon"), capsys)
+    assert failed and "max_age" in result["msg"]
+
+
+@pytest.mark.parametrize("text, seconds", [("90", 90), ("2w", 1209600), ("1h30m", 5400), ("10 s", 10), ("1x", None)])
+def test_parse_duration(text, seconds):
+    assert module.parse_duration(text) == seconds
+
+
+def test_no_connection_says_apply_the_token_first(fake_server, capsys):
+    fake_server([token_call(), get_connection(conn_id=None)])
+    failed, result, dummy = run_module(module.main, ARGS, capsys)
+    assert failed and "apply the billing sync token first" in result["msg"]
+
+
+def test_disabled_connection(fake_server, capsys):
+    fake_server([token_call(), get_connection(enabled=False)])
+    failed, result, dummy = run_module(module.main, ARGS, capsys)
+    assert failed and "disabled" in result["msg"] and "enabled: true" in result["msg"]
+
+
+def test_generic_error_is_explained_from_the_api_log(fake_server, capsys, tmp_path):
+    log_dir = tmp_path / "logs" / "api" / "Api"
+    log_dir.mkdir(parents=True)
+
+    def server_logs_the_cause():
+        now = datetime.datetime.now(datetime.timezone.utc)
+        with open(log_dir / ("%s.txt" % now.strftime("%Y%m%d")), "a") as handle:
+            handle.write("%s 0HN8ABCDEF1GH [ERR] Request to https://api.bitwarden.com/licenses/organization/x is "
+                         "unsuccessful with status of BadRequest-Bad Request: Invalid Billing Sync Key\n (00000000)\n"
+                         % iso(now))
+
+    fake_server([token_call(), get_connection(),
+                 Call("POST", SYNC, status=400, body=GENERIC, effect=server_logs_the_cause)])
+    failed, result, output = run_module(module.main, dict(ARGS, bwdata_path=str(tmp_path)), capsys)
+    assert failed and "license sync failed" in result["msg"]
+    assert "Invalid Billing Sync Key" in result["msg"] and "bitwarden_billing_sync_token" in result["msg"]
+    assert_no_secret(output)
+
+
+def test_generic_error_without_a_readable_log(fake_server, capsys, tmp_path):
+    fake_server([token_call(), get_connection(), Call("POST", SYNC, status=400, body=GENERIC)])
+    failed, result, dummy = run_module(module.main, dict(ARGS, bwdata_path=str(tmp_path)), capsys)
+    assert failed and "api log" in result["msg"] and "run this module on the Bitwarden host" in result["msg"]
+
+
+def test_old_server_names_the_version(fake_server, capsys):
+    fake_server([token_call(), get_connection(), Call("POST", SYNC, status=404),
+                 Call("GET", "/api/config", auth=False, body={"version": "2023.1.0"})])
+    failed, result, dummy = run_module(module.main, ARGS, capsys)
+    assert failed and "2023.1.0" in result["msg"] and "needs 2023.2.0" in result["msg"]
+
+
+def test_404_on_a_new_server_says_apply_the_token(fake_server, capsys):
+    fake_server([token_call(), get_connection(),
+                 Call("POST", SYNC, status=404, body={"object": "error", "message": "Resource not found."}),
+                 Call("GET", "/api/config", auth=False, body={"version": "2026.8.0"})])
+    failed, result, dummy = run_module(module.main, ARGS, capsys)
+    assert failed and "apply the billing sync token first" in result["msg"]
+
+
+def test_cloud_communication_disabled(fake_server, capsys):
+    fake_server([token_call(), get_connection(), Call("POST", SYNC, status=400, body={
+        "object": "error", "message": "Cloud communication is disabled in global settings"})])
+    failed, result, dummy = run_module(module.main, ARGS, capsys)
+    assert failed and "bitwarden_cloud_comm" in result["msg"] and "restart" in result["msg"]
+
+
+def test_503_is_retried(fake_server, capsys):
+    server = fake_server([token_call(), get_connection(), Call("POST", SYNC, status=503),
+                          Call("POST", SYNC), get_connection(last_sync=recent())])
+    failed, result, dummy = run_module(module.main, ARGS, capsys)
+    server.done()
+    assert result["synced"] and server.sleeps == [1.0]
+
+
+def test_sync_that_did_not_advance(fake_server, capsys):
+    fake_server([token_call(), get_connection(last_sync=OLD), Call("POST", SYNC), get_connection(last_sync=OLD)])
+    failed, result, dummy = run_module(module.main, dict(ARGS, force=True), capsys)
+    assert failed and "did not advance" in result["msg"]
