@@ -95,7 +95,7 @@ def edit(text, desired, same=_same_text):
     A key that occurs several times is collapsed into its last line. A line whose value already has the same
     effect (``same(key, old, new)``) stays untouched, so casing of keys or booleans is not churned. Missing keys are
     appended in the order of ``desired`` with the file's line ending. The file ends with a line break exactly when
-    it did before.
+    it did before (unless its last line is blank).
     """
     for key, value in desired.items():
         if value is not None and ("\n" in value or "\r" in value):
@@ -133,7 +133,10 @@ def edit(text, desired, same=_same_text):
     if out:
         out = [_terminated(line, eol) for line in out[:-1]] + [out[-1]]
         ends_with_break = text == "" or text.endswith("\n")
-        out[-1] = _terminated(out[-1], eol) if ends_with_break else out[-1]._replace(eol="")
+        if ends_with_break or not out[-1].raw:  # dropping the break of a blank line would drop the line
+            out[-1] = _terminated(out[-1], eol)
+        else:
+            out[-1] = out[-1]._replace(eol="")
     collapsed = [key for key in desired if desired[key] is not None and found[key.lower()] > 1]
     return Edit(render(out), collapsed)
 

@@ -158,6 +158,7 @@ push_relay_enabled:
 
 import os
 import re
+import stat
 import tempfile
 import uuid
 
@@ -171,6 +172,19 @@ _PUSH_LINE = re.compile(r"^push_notifications\s*:\s*(?P<value>[^#]*?)\s*(#.*)?$"
 _YAML_BOOLS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
 
 
+_BECOME = "Run the task as root or as the installation user (become: true)."
+
+
+def is_file(module, path):
+    """Whether ``path`` is a file; a path we may not look at is an error, not a missing file."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as exc:
+        module.fail_json(msg="Cannot access %s: %s. %s" % (path, exc.strerror, _BECOME))
+
+
 def read_bytes(module, path, what, fix):
     try:
         with open(path, "rb") as handle:
@@ -181,7 +195,7 @@ def read_bytes(module, path, what, fix):
 
 def push_notifications(module, config_path):
     """The push_notifications setting of config.yml (Setup's default is true)."""
-    text = read_bytes(module, config_path, "the installation's", "Run the task with become: true.").decode("utf-8", "replace")
+    text = read_bytes(module, config_path, "the installation's", _BECOME).decode("utf-8", "replace")
     for line in text.splitlines():
         match = _PUSH_LINE.match(line)
         if match:
@@ -214,7 +228,7 @@ def write_atomically(module, path, text):
     try:
         fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".tmp", dir=os.path.dirname(path))
     except OSError as exc:
-        module.fail_json(msg="Cannot write next to %s: %s. Run the task with become: true." % (path, exc.strerror))
+        module.fail_json(msg="Cannot write next to %s: %s. Check free space. %s" % (path, exc.strerror, _BECOME))
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(text.encode("utf-8"))
@@ -239,14 +253,14 @@ def main():
     bwdata = module.params["bwdata_path"]
     env_file = module.params["env_file"] or os.path.join(bwdata, "env", "global.override.env")
     config_path = os.path.join(bwdata, "config.yml")
-    if not os.path.isfile(config_path):
+    if not is_file(module, config_path):
         module.fail_json(msg="No Bitwarden installation at %s: %s does not exist. Set bwdata_path to the bwdata directory of "
                              "the installation (the one that holds config.yml and env/)." % (bwdata, config_path))
     push_on_in_config = push_notifications(module, config_path)
-    if not os.path.isfile(env_file):
+    if not is_file(module, env_file):
         module.fail_json(msg="The env file %s does not exist. Bitwarden Setup writes it on install and rebuild; run "
                              "./bitwarden.sh rebuild, or set env_file to the right path." % env_file)
-    data = read_bytes(module, env_file, "the env file", "Run the task with become: true (Setup makes it mode 0600).")
+    data = read_bytes(module, env_file, "the env file", "Setup makes it mode 0600. " + _BECOME)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import string
 import uuid
@@ -64,3 +65,30 @@ def config_yml(push_notifications=True):
         "push_notifications: %s\n"
         "database_docker_volume: false\n" % ("true" if push_notifications else "false")
     )
+
+
+class Install:
+    """A bwdata directory under ``root`` with config.yml and a Setup-written env file (mode 0600)."""
+
+    def __init__(self, root, env_text=None, push_notifications=True):
+        self.bwdata = root / "bwdata"
+        (self.bwdata / "env").mkdir(parents=True)
+        self.env = self.bwdata / "env" / "global.override.env"
+        self.secrets = []
+        if env_text is None:
+            env_text, self.secrets = setup_env(push_notifications=push_notifications)
+        self.write_env(env_text)
+        (self.bwdata / "config.yml").write_text(config_yml(push_notifications), encoding="utf-8")
+
+    def write_env(self, text):
+        self.env.write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
+        self.env.chmod(0o600)
+
+    def text(self):
+        return self.env.read_bytes().decode("utf-8")
+
+    def snapshot(self):
+        """Everything a run must not touch when it changes nothing: bytes, mode, owner, mtime, sibling files."""
+        stat = self.env.stat()
+        return (self.env.read_bytes(), stat.st_mode, stat.st_uid, stat.st_gid, stat.st_mtime_ns,
+                sorted(os.listdir(self.env.parent)))

@@ -9,7 +9,7 @@ import pytest
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.selfhost.bitwarden.plugins.modules import bitwarden_cloud_comm
-from helpers.setup_env import config_yml, setup_env
+from helpers.setup_env import Install, config_yml, setup_env
 
 ENABLE = "globalSettings__enableCloudCommunication"
 PUSH = "globalSettings__pushRelayBaseUri"
@@ -20,31 +20,6 @@ EU = {
     "globalSettings__installation__apiUri": "https://api.bitwarden.eu",
     PUSH: "https://push.bitwarden.eu",
 }
-
-
-class Install:
-    """A bwdata directory with config.yml and a Setup-written env file."""
-
-    def __init__(self, root, env_text=None, push_notifications=True):
-        self.bwdata = root / "bwdata"
-        (self.bwdata / "env").mkdir(parents=True)
-        self.env = self.bwdata / "env" / "global.override.env"
-        self.secrets = []
-        if env_text is None:
-            env_text, self.secrets = setup_env(push_notifications=push_notifications)
-        self.write_env(env_text)
-        (self.bwdata / "config.yml").write_text(config_yml(push_notifications), encoding="utf-8")
-
-    def write_env(self, text):
-        self.env.write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
-        self.env.chmod(0o600)
-
-    def text(self):
-        return self.env.read_bytes().decode("utf-8")
-
-    def snapshot(self):
-        stat = self.env.stat()
-        return self.env.read_bytes(), stat.st_mode, stat.st_mtime_ns, sorted(os.listdir(self.env.parent))
 
 
 @pytest.fixture
