@@ -1,0 +1,136 @@
+"""Fleet file parsing: defaults, per-instance overrides, fault sets."""
+
+import copy
+import re
+
+import yaml
+
+DEFAULTS = {
+    "version": "2026.8.0",
+    "region": "US",
+    "env_region": None,
+    "tls": False,
+    "restart_delay": 1.0,
+    "warmup": 0.5,
+    "allow_root": False,
+    "error_delay": 0.0,
+    "push_notifications": True,
+    "license": True,
+    "faults": {},
+}
+
+REGIONS = ("US", "EU")
+RESTART_FAULTS = ("ok", "fail", "never_returns")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+class FleetError(ValueError):
+    """The fleet file or a fault set is invalid."""
+
+
+def parse_version(text):
+    """'2026.8.0' -> (2026, 8, 0); the server compares versions numerically."""
+    match = re.match(r"^(\d+)\.(\d+)\.(\d+)$", str(text))
+    if not match:
+        raise FleetError(f"version must look like 2026.8.0, got {text!r}")
+    return tuple(int(part) for part in match.groups())
+
+
+def normalize_faults(faults):
+    """Validate a fault set and fill in defaults; returns a new dict."""
+    if faults is None:
+        faults = {}
+    if not isinstance(faults, dict):
+        raise FleetError("faults must be a mapping")
+    unknown = set(faults) - {"restart", "http", "cloud_unreachable", "wrong_billing_sync_token"}
+    if unknown:
+        raise FleetError(f"unknown fault(s): {', '.join(sorted(unknown))}")
+    restart = faults.get("restart", "ok")
+    if restart not in RESTART_FAULTS:
+        raise FleetError(f"faults.restart must be one of {RESTART_FAULTS}, got {restart!r}")
+    http = []
+    for rule in faults.get("http") or []:
+        if not isinstance(rule, dict) or "status" not in rule:
+            raise FleetError(f"faults.http entries need at least a status: {rule!r}")
+        extra = set(rule) - {"method", "path_prefix", "status", "times", "retry_after"}
+        if extra:
+            raise FleetError(f"unknown keys in faults.http entry: {', '.join(sorted(extra))}")
+        status = int(rule["status"])
+        if not 400 <= status <= 599:
+            raise FleetError(f"faults.http status must be 4xx/5xx, got {status}")
+        http.append({
+            "method": str(rule.get("method") or "").upper() or None,
+            "path_prefix": str(rule.get("path_prefix") or "/"),
+            "status": status,
+            "times": int(rule.get("times", 1)),
+            "retry_after": rule.get("retry_after"),
+        })
+    return {
+        "restart": restart,
+        "http": http,
+        "cloud_unreachable": bool(faults.get("cloud_unreachable", False)),
+        "wrong_billing_sync_token": bool(faults.get("wrong_billing_sync_token", False)),
+    }
+
+
+def _instance_spec(raw, defaults):
+    if not isinstance(raw, dict) or not raw.get("name"):
+        raise FleetError(f"every instance needs a name: {raw!r}")
+    unknown = set(raw) - set(DEFAULTS) - {"name"}
+    if unknown:
+        raise FleetError(f"{raw['name']}: unknown key(s) {', '.join(sorted(unknown))}")
+    spec = copy.deepcopy(defaults)
+    spec.update(copy.deepcopy(raw))
+    name = str(spec["name"])
+    if not NAME_RE.match(name):
+        raise FleetError(f"invalid instance name {name!r}")
+    spec["name"] = name
+    spec["version"] = str(spec["version"])
+    parse_version(spec["version"])
+    spec["region"] = str(spec["region"]).upper()
+    if spec["region"] not in REGIONS:
+        raise FleetError(f"{name}: region must be US or EU")
+    spec["env_region"] = str(spec["env_region"] or spec["region"]).upper()
+    for key in ("tls", "allow_root", "push_notifications", "license"):
+        spec[key] = bool(spec[key])
+    for key in ("restart_delay", "warmup", "error_delay"):
+        spec[key] = float(spec[key])
+    spec["faults"] = normalize_faults(spec["faults"])
+    return spec
+
+
+def build_fleet(data, restart_delay=None):
+    """Fleet document (dict) -> list of instance specs (dicts with every key of DEFAULTS plus name)."""
+    if not isinstance(data, dict):
+        raise FleetError("the fleet file must be a mapping with 'instances'")
+    unknown = set(data) - {"defaults", "instances"}
+    if unknown:
+        raise FleetError(f"unknown top-level key(s): {', '.join(sorted(unknown))}")
+    defaults = copy.deepcopy(DEFAULTS)
+    file_defaults = data.get("defaults") or {}
+    unknown = set(file_defaults) - set(DEFAULTS)
+    if unknown:
+        raise FleetError(f"unknown key(s) in defaults: {', '.join(sorted(unknown))}")
+    defaults.update(file_defaults)
+    if restart_delay is not None:
+        defaults["restart_delay"] = restart_delay
+    instances = data.get("instances") or []
+    if not instances:
+        raise FleetError("the fleet has no instances")
+    specs = [_instance_spec(raw, defaults) for raw in instances]
+    names = [spec["name"] for spec in specs]
+    if len(set(names)) != len(names):
+        raise FleetError("instance names must be unique")
+    return specs
+
+
+def default_fleet(count):
+    """The fleet `--instances N` stands for: N US instances bw-1..bw-N."""
+    if count < 1:
+        raise FleetError("--instances must be at least 1")
+    return {"instances": [{"name": f"bw-{i}"} for i in range(1, count + 1)]}
+
+
+def load_fleet(path):
+    with open(path, encoding="utf-8") as handle:
+        return yaml.safe_load(handle)

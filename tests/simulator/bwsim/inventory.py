@@ -1,0 +1,42 @@
+"""DIR/inventory.yml for ansible-playbook (architecture.md, "Inventory")."""
+
+import getpass
+import os
+import sys
+
+import yaml
+
+
+def host_vars(instance, ca_path):
+    creds = instance.credentials()["owner"]
+    values = {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": sys.executable,
+        "billing_sync_install_dir": instance.paths.root,
+        "billing_sync_server_url": instance.url,
+        "billing_sync_region": instance.spec["region"],
+        "billing_sync_user": getpass.getuser(),
+        "billing_sync_organization_id": instance.organization_id,
+        "billing_sync_client_id": creds["client_id"],
+        "billing_sync_client_secret": creds["client_secret"],
+        "billing_sync_token": instance.inventory_token,
+    }
+    if instance.spec["tls"]:
+        values["billing_sync_ca_path"] = ca_path
+    return values
+
+
+def write_inventory(path, instances, ca_path):
+    groups = {"bitwarden_us": {"hosts": {}}, "bitwarden_eu": {"hosts": {}}}
+    for instance in instances:
+        groups[f"bitwarden_{instance.spec['region'].lower()}"]["hosts"][instance.name] = host_vars(instance, ca_path)
+    for group in groups.values():
+        if not group["hosts"]:
+            group["hosts"] = None
+    document = {"all": {"children": {"bitwarden": {"children": groups}}}}
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write("---\n# Written by bwsim up; holds test credentials for the simulated fleet.\n")
+        yaml.safe_dump(document, handle, default_flow_style=False, sort_keys=False)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)

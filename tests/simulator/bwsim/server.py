@@ -1,0 +1,113 @@
+"""The simulator process: every instance, the clouds, and the control API (/_sim/...)."""
+
+import datetime
+import json
+import os
+import re
+import signal
+import sys
+import threading
+import traceback
+
+from . import tlsutil
+from .cloud import Clouds
+from .fleet import FleetError
+from .httpserver import Acceptor, Listener, json_response
+from .instance import Instance
+from .inventory import write_inventory
+
+INSTANCE_ROUTE = re.compile(r"^/_sim/instances/([^/]+)(?:/([a-z-]+))?/?$")
+
+
+def _write_json(path, value):
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(value, handle)
+    os.replace(tmp, path)
+
+
+class Simulator:
+    def __init__(self, directory, specs):
+        self.directory = os.path.abspath(directory)
+        self.acceptor = Acceptor()
+        self.clouds = Clouds()
+        self.stopping = threading.Event()
+        self._log_lock = threading.Lock()
+        self.ca_path = os.path.join(self.directory, "ca.pem")
+        self.ssl_context = None
+        if any(spec["tls"] for spec in specs):
+            self.ssl_context = tlsutil.server_context(tlsutil.make_certificates(self.directory))
+        self.control = Listener(self.acceptor, self.handle_control)
+        self.control_url = f"http://127.0.0.1:{self.control.port}"
+        self.instances = {}
+        for spec in specs:
+            self.instances[spec["name"]] = Instance(self, spec)
+        for instance in self.instances.values():
+            instance.boot(instance.read_environment(), 0)
+        self.control.start()
+        write_inventory(os.path.join(self.directory, "inventory.yml"), self.instances.values(), self.ca_path)
+        _write_json(os.path.join(self.directory, "control.json"), {"pid": os.getpid(), "port": self.control.port})
+        self.log(f"serving {len(self.instances)} instance(s); control on {self.control_url}")
+
+    def log(self, message):
+        """bwsim.log: what happened, never a secret."""
+        stamp = datetime.datetime.now().strftime("%H:%M:%S.%f")[:-3]
+        with self._log_lock:
+            print(f"{stamp} {message}", flush=True)
+
+    def handle_control(self, request):
+        path = request.path.rstrip("/") or "/"
+        if path == "/_sim/instances" and request.method == "GET":
+            return json_response(200, [inst.summary() for inst in self.instances.values()])
+        if path == "/_sim/shutdown" and request.method == "POST":
+            self.stopping.set()
+            return json_response(200, {"stopping": True})
+        match = INSTANCE_ROUTE.match(path)
+        if not match or match.group(1) not in self.instances:
+            return json_response(404, {"error": f"no such route or instance: {request.method} {request.path}"})
+        inst, action = self.instances[match.group(1)], match.group(2)
+        try:
+            if action is None and request.method == "GET":
+                return json_response(200, inst.full_state())
+            if action == "faults" and request.method == "POST":
+                inst.set_faults(request.json() if request.body else {})
+                self.log(f"{inst.name}: faults replaced")
+                return json_response(200, inst.full_state()["faults"])
+            if action == "reset-counters" and request.method == "POST":
+                inst.counters.reset()
+                return json_response(200, inst.counters.snapshot())
+            if action == "bitwarden-sh" and request.method == "POST":
+                body = request.json()
+                output, code = inst.run_script_command(str(body.get("command", "")), str(body.get("user", "")))
+                return json_response(200, {"output": output, "exit_code": code})
+        except (FleetError, ValueError, TypeError) as exc:
+            return json_response(400, {"error": str(exc)})
+        return json_response(405, {"error": f"{request.method} not allowed on {request.path}"})
+
+    def close(self):
+        for instance in self.instances.values():
+            instance.listener.close()
+        self.control.close()
+
+
+def serve(directory, specs):
+    """Run in the foreground until POST /_sim/shutdown or SIGTERM/SIGINT."""
+    try:
+        sim = Simulator(directory, specs)
+    except Exception:  # pylint: disable=broad-exception-caught
+        traceback.print_exc()
+        return 1
+    signal.signal(signal.SIGTERM, lambda *_: sim.stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: sim.stopping.set())
+    while not sim.stopping.wait(3600):
+        pass
+    # let the shutdown response reach the client before the sockets go
+    threading.Event().wait(0.2)
+    sim.log("shutting down")
+    try:
+        os.unlink(os.path.join(sim.directory, "control.json"))
+    except FileNotFoundError:
+        pass
+    sim.close()
+    sys.stdout.flush()
+    return 0
