@@ -20,19 +20,22 @@ description:
   - The server does not check the token when it is saved; only a license sync
     (M(selfhost.bitwarden.bitwarden_license_sync)) proves it.
 author:
-  - selfhost.bitwarden contributors
+  - selfhost.bitwarden contributors (@selfhost-bitwarden)
 extends_documentation_fragment:
   - selfhost.bitwarden.api
   - selfhost.bitwarden.attributes
   - selfhost.bitwarden.attributes.action_group
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details:
       - The token is shown as a short SHA-256 fingerprint, never in clear.
   idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
 options:
   organization_id:

@@ -23,19 +23,22 @@ description:
   - Needs Bitwarden server 2023.2.0 or newer, cloud communication enabled and a billing sync token applied
     (M(selfhost.bitwarden.bitwarden_billing_sync_token)).
 author:
-  - selfhost.bitwarden contributors
+  - selfhost.bitwarden contributors (@selfhost-bitwarden)
 extends_documentation_fragment:
   - selfhost.bitwarden.api
   - selfhost.bitwarden.attributes
   - selfhost.bitwarden.attributes.action_group
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details:
       - Reads the connection and predicts whether a sync would run.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: partial
     details:
       - Idempotent in the default mode (sync only when never synced).

@@ -16,12 +16,19 @@ description:
     the cloud organization id, the time of the last license sync and the last Families sponsorship sync.
   - The billing sync token itself is never returned.
 author:
-  - selfhost.bitwarden contributors
+  - selfhost.bitwarden contributors (@selfhost-bitwarden)
 extends_documentation_fragment:
   - selfhost.bitwarden.api
   - selfhost.bitwarden.attributes
   - selfhost.bitwarden.attributes.action_group
   - selfhost.bitwarden.attributes.info_module
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+  idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
 options:
   organization_id:
     description:

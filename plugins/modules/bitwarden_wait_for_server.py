@@ -19,21 +19,24 @@ description:
     a database lookup.
   - Fails naming the step that never answered when O(timeout) runs out.
 author:
-  - selfhost.bitwarden contributors
+  - selfhost.bitwarden contributors (@selfhost-bitwarden)
 extends_documentation_fragment:
   - selfhost.bitwarden.api
   - selfhost.bitwarden.attributes
   - selfhost.bitwarden.attributes.action_group
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details:
       - Waits in check mode too, because it only reads; after a restart that check mode skipped it returns at once.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: N/A
     details:
       - This action does not modify state.
   idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
     details:
       - This action does not modify state. A token request with O(client_id) registers the module's device once
@@ -132,6 +135,7 @@ def main():
              ("GET /identity/alive", ready_alive, "/identity/alive"),
              ("the token request (POST /identity/connect/token)", lambda unused: ready_token(), None))
     for name, check, arg in steps:
+        last = None
         while True:
             client.timeout = max(1, min(PER_REQUEST_TIMEOUT, int(deadline - time.monotonic()) or 1))
             try:

@@ -206,8 +206,9 @@ def test_deadline_ends_the_retries_with_a_clear_message(fake_server, capsys):
     server = fake_server([token_call(), Call("GET", "/api/organizations/connections/enabled", status=503)] +
                          [Call("GET", "/api/organizations/connections/enabled", status=503)] * 4)
     client = make_client({"retry_deadline": 10})
-    result, dummy = failure(capsys, lambda: client.fail(pytest.raises(api.BitwardenApiError,
-                                                                       client.cloud_communication_enabled).value))
+    with pytest.raises(api.BitwardenApiError) as info:
+        client.cloud_communication_enabled()
+    result, dummy = failure(capsys, client.fail, info.value)
     assert server.sleeps == [1.0, 2.0, 4.0]  # a fourth wait (8 s) would pass the 10 s deadline
     assert "answered 503" in result["msg"] and "4 attempt(s)" in result["msg"] and "retry_deadline" in result["msg"]
 
