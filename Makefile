@@ -115,11 +115,40 @@ env:
 molecule: collection system-packages
 	molecule test --all
 
+# Docs, offline, everything under .cache/docs: changelog lint, docs lint (modules, filter, role specs, guides),
+# then the HTML site (antsibull-docs + Sphinx, intersphinx off) in .cache/docs/site/html.
+# antsibull-docs logs to ~/antsibull.log: its HOME is a directory in the cache.
+DOCS_DIR := $(CACHE)/docs
+DOCS_SITE := $(DOCS_DIR)/site
+DOCS_ENV := HOME=$(DOCS_DIR)/home
 docs: collection
-	@echo "docs: not built yet"
+	antsibull-changelog lint
+	mkdir -p $(DOCS_DIR)/home
+	$(DOCS_ENV) antsibull-docs lint-collection-docs --plugin-docs --check-extra-docs-refs \
+	  --validate-collection-refs all .
+	rm -rf $(DOCS_SITE) && mkdir -p $(DOCS_SITE) && chmod 700 $(DOCS_SITE)
+	$(DOCS_ENV) antsibull-docs sphinx-init --use-current --squash-hierarchy --dest-dir $(DOCS_SITE) \
+	  --sphinx-theme alabaster --fail-on-error --no-add-antsibull-docs-version \
+	  --project selfhost.bitwarden --copyright "selfhost.bitwarden contributors" --title selfhost.bitwarden \
+	  selfhost.bitwarden >/dev/null
+	printf '\n# Offline build: no inventories fetched from the network.\nintersphinx_mapping = {}\n' >> $(DOCS_SITE)/conf.py
+	mkdir -p -m 700 $(DOCS_SITE)/rst
+	$(DOCS_ENV) antsibull-docs --config-file $(DOCS_SITE)/antsibull-docs.cfg collection --use-current \
+	  --squash-hierarchy --fail-on-error --cleanup everything --dest-dir $(DOCS_SITE)/rst selfhost.bitwarden
+	# The guides include docs/examples/ as ../../examples/: the same relative path as in the source tree.
+	cp -r docs/examples $(DOCS_SITE)/examples
+	cp docs/docsite/offline-refs.rst $(DOCS_SITE)/rst/
+	$(DOCS_ENV) sphinx-build -q -W --keep-going -b html -d $(DOCS_DIR)/doctrees -c $(DOCS_SITE) \
+	  $(DOCS_SITE)/rst $(DOCS_SITE)/html
+	@echo "== docs: $(DOCS_SITE)/html/index.html"
 
+# The collection tarball users install: .cache/build/selfhost-bitwarden-<version>.tar.gz (galaxy.yml build_ignore
+# keeps tests, simulator, benchmarks and tooling out; tests/integration/test_release.py checks the content).
+BUILD_DIR := $(CACHE)/build
 build: collection
-	@echo "build: not built yet"
+	mkdir -p $(BUILD_DIR)
+	ansible-galaxy collection build --force --output-path $(BUILD_DIR) .
+	@ls -1 $(BUILD_DIR)/selfhost-bitwarden-*.tar.gz
 
 demo: collection
 	scripts/demo.sh
