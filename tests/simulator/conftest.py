@@ -6,6 +6,10 @@ import requests
 CLIENT_VERSION = "2026.8.0"
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "instance(name): the simulated instance a test works on")
+
+
 class Api:
     """requests against one simulated instance, as the collection's client would send them."""
 
@@ -59,3 +63,21 @@ def api_for():
     def factory(fleet, name, verify=True):
         return Api(fleet, name, verify)
     return factory
+
+
+@pytest.fixture(scope="module")
+def module_fleet(tmp_path_factory):
+    """A factory for fleets shared by the tests of one module (each test uses its own instance)."""
+    from helpers.sim import start_fleet  # pylint: disable=import-outside-toplevel
+    fleets = []
+
+    def factory(instances, **defaults):
+        defaults.setdefault("restart_delay", 0.2)
+        defaults.setdefault("warmup", 0.1)
+        fleet = start_fleet(tmp_path_factory.mktemp("fleet"), instances=instances, defaults=defaults)
+        fleets.append(fleet)
+        return fleet
+
+    yield factory
+    for fleet in fleets:
+        fleet.stop()

@@ -5,6 +5,7 @@ listening, so clients get "connection refused" exactly as with stopped container
 """
 
 import email.utils
+import http
 import http.server
 import json
 import queue
@@ -64,6 +65,7 @@ def nginx_page(status, reason):
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 120
+    disable_nagle_algorithm = True
 
     def version_string(self):
         return "nginx"
@@ -97,18 +99,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if response is None:
             self.close_connection = True
             return
-        self.send_response_only(response.status)
-        self.send_header("Server", "nginx")
-        self.send_header("Date", email.utils.formatdate(time.time(), usegmt=True))
-        for name, value in response.headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(response.body)))
+        try:
+            reason = http.HTTPStatus(response.status).phrase
+        except ValueError:
+            reason = ""
+        head = [f"{self.protocol_version} {response.status} {reason}", "Server: nginx",
+                f"Date: {email.utils.formatdate(time.time(), usegmt=True)}"]
+        head += [f"{name}: {value}" for name, value in response.headers]
+        head.append(f"Content-Length: {len(response.body)}")
         if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(response.body)
-        self.wfile.flush()
+            head.append("Connection: close")
+        body = b"" if self.command == "HEAD" else response.body
+        # one write for head and body: no Nagle/delayed-ACK stall on keep-alive connections
+        self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _dispatch
 
