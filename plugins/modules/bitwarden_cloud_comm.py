@@ -170,8 +170,6 @@ INSTALLATION_KEY = "globalSettings__installation__key"
 # A top-level `push_notifications:` line of config.yml; enough YAML for the one scalar Setup writes there.
 _PUSH_LINE = re.compile(r"^push_notifications\s*:\s*(?P<value>[^#]*?)\s*(#.*)?$")
 _YAML_BOOLS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
-
-
 _BECOME = "Run the task as root or as the installation user (become: true)."
 
 
@@ -275,7 +273,12 @@ def main():
                                  "the %s region on https://bitwarden.com/host and set them in this file, then run again."
                                  % (env_file, problem, module.params["region"]))
 
-    push_off = not push_on_in_config or any(_regions.push_relay_is_off(value) for value in _env_file.values(text, _regions.PUSH_RELAY))
+    push_off_in_env = any(_regions.push_relay_is_off(value) for value in _env_file.values(text, _regions.PUSH_RELAY))
+    if push_off_in_env and push_on_in_config:
+        module.warn("The push relay is switched off in %s, but %s has push_notifications: true. The next ./bitwarden.sh rebuild "
+                    "or update removes a REPLACE value and switches the relay on; set push_notifications: false to keep it off."
+                    % (env_file, config_path))
+    push_off = push_off_in_env or not push_on_in_config
     desired = _regions.desired_settings(module.params["region"], module.params["enabled"], push_off)
     new_text, collapsed = _env_file.edit(text, desired, same=_regions.same_effect)
     restart_required = any(

@@ -103,6 +103,7 @@ def test_push_relay_replace_stays_off(tmp_path, inventory):
     assert install.text().count(PUSH) == 1 and PUSH + "=REPLACE\n" in install.text()
     dummy, result = module(install, inventory, region="EU")
     assert not result["changed"]
+    assert "warnings" not in result  # config.yml agrees: push_notifications: false
 
 
 def broken_env(install):

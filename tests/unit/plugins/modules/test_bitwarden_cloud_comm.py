@@ -28,10 +28,13 @@ def install(tmp_path):
 
 
 @pytest.fixture
-def run(capsys):
+def run(capsys, monkeypatch):
     def run(install, check=False, diff=False, **params):
         args = dict(bwdata_path=str(install.bwdata), **params)
         args.update(_ansible_check_mode=check, _ansible_diff=diff)
+        warnings = []
+        # In a pytest process ansible counts as "controller" and would print warnings instead of returning them.
+        monkeypatch.setattr(bitwarden_cloud_comm.AnsibleModule, "warn", lambda self, warning: warnings.append(warning))
         with patch_module_args(args), pytest.raises(SystemExit) as exit_info:
             bitwarden_cloud_comm.main()
         out = capsys.readouterr().out
@@ -39,6 +42,8 @@ def run(capsys):
             assert secret not in out
         result = json.loads(out)
         assert ("failed" in result) == (exit_info.value.code != 0)
+        if warnings:
+            result["warnings"] = warnings
         return result
     return run
 
@@ -154,6 +159,7 @@ def test_push_relay_switched_off_in_env_stays_off(install, run, relay):
     result = run(install, region="EU")
     assert result["push_relay_enabled"] is False
     assert result["settings"][PUSH] == relay
+    assert "push_notifications: false to keep it off" in result["warnings"][0]
     assert install.text().endswith(PUSH + "=" + relay + "\n" + "".join(
         "%s=%s\n" % (key, value) for key, value in EU.items() if key not in (PUSH, "globalSettings__baseServiceUri__cloudRegion")))
 
@@ -162,6 +168,7 @@ def test_push_notifications_false_in_config_keeps_relay_off(tmp_path, run):
     install = Install(tmp_path, push_notifications=False)
     result = run(install, region="EU")
     assert result["push_relay_enabled"] is False and result["settings"][PUSH] == "REPLACE"
+    assert "warnings" not in result
     (install.bwdata / "config.yml").write_text(config_yml(False).replace("push_notifications: false", "push_notifications: 'no'  # off"))
     install.write_env(install.text().replace(PUSH + "=REPLACE\n", ""))
     result = run(install, region="EU")
