@@ -1,0 +1,212 @@
+"""License sync (contract 3): the cloud call with the effective settings, the api log, region mismatch."""
+
+import glob
+import json
+import os
+import re
+import uuid
+
+import pytest
+
+GENERIC = "An error has occurred. Check your internet connection and ensure the billing token is correct."
+STAMP = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{7}\+00:00"
+LINE_RE = re.compile(rf"^{STAMP} 0H[0-9A-V]{{11}}:[0-9A-F]{{8}} \[(INF|ERR|FTL|WRN)\] ")
+EU_LINES = ("globalSettings__baseServiceUri__cloudRegion=EU\n"
+            "globalSettings__installation__identityUri=https://identity.bitwarden.eu\n"
+            "globalSettings__installation__apiUri=https://api.bitwarden.eu\n"
+            "globalSettings__pushRelayBaseUri=https://push.bitwarden.eu\n")
+
+
+def api_log(api):
+    files = glob.glob(os.path.join(api.state["install_dir"], "bwdata", "logs", "api", "Api", "*.txt"))
+    assert len(files) <= 1
+    if not files:
+        return ""
+    assert re.fullmatch(r"\d{8}\.txt", os.path.basename(files[0]))
+    with open(files[0], encoding="utf-8") as handle:
+        return handle.read()
+
+
+def enable_cloud(api, extra=""):
+    with open(os.path.join(api.state["install_dir"], "bwdata", "env", "global.override.env"), "a", encoding="utf-8") as handle:
+        handle.write("globalSettings__enableCloudCommunication=true\n" + extra)
+    result = api.fleet.client.bitwarden_sh(api.name, "restart")
+    assert result["exit_code"] == 0, result
+    wait_up(api)
+
+
+def wait_up(api):
+    import time  # pylint: disable=import-outside-toplevel
+    for _ in range(200):
+        if api.refresh()["state"] == "up":
+            return
+        time.sleep(0.02)
+    raise AssertionError(api.state["state"])
+
+
+def prepare(api, key=None):
+    """Owner token + a billing sync connection."""
+    api.tok = api.token()
+    response = api.call("POST", "/api/organizations/connections", api.tok, json=api.connection_body(key=key))
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def sync(api):
+    return api.call("POST", f"/api/organizations/licenses/self-hosted/{api.org}/sync", api.tok)
+
+
+@pytest.fixture(scope="module")
+def fleet(module_fleet):
+    return module_fleet([
+        {"name": "happy"}, {"name": "disabled"}, {"name": "envedit"}, {"name": "noconn"}, {"name": "wrongkey"}, {"name": "unreachable"},
+        {"name": "eu-mismatch", "region": "EU"}, {"name": "eu-ok", "region": "EU"}, {"name": "order"},
+        {"name": "v2023", "version": "2023.1.0"}, {"name": "custom-url"}, {"name": "disabled-conn"}, {"name": "eu-api-only", "region": "EU"},
+    ])
+
+
+@pytest.fixture
+def api(fleet, api_for, request):
+    return api_for(fleet, request.node.get_closest_marker("instance").args[0])
+
+
+@pytest.mark.instance("happy")
+def test_sync_success(api):
+    enable_cloud(api)
+    prepare(api)
+    api.fleet.client.reset_counters(api.name)
+    response = sync(api)
+    assert (response.status_code, response.content) == (200, b"")
+    conn = api.call("GET", f"/api/organizations/connections/{api.org}/1", api.tok).json()
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,7})?\+00:00", conn["config"]["LastLicenseSync"])
+    state = api.refresh()
+    assert state["counters"]["cloud_calls"] == 2  # token + license
+    assert state["counters"]["writes"] == 1
+    assert state["counters"]["by_route"] == {"POST /api/organizations/licenses/self-hosted/{id}/sync": 1,
+                                             "GET /api/organizations/connections/{organizationId}/{type}": 1}
+    with open(os.path.join(state["install_dir"], "bwdata", "core", "licenses", "organization", f"{api.org}.json"), encoding="utf-8") as fh:
+        lic = json.load(fh)
+    assert (lic["Id"], lic["InstallationId"]) == (state["cloud_organization_id"], state["installation_id"])
+    assert api_log(api) == ""
+    # trailing slash, as the web client sends it
+    assert api.call("POST", f"/api/organizations/licenses/self-hosted/{api.org}/sync/", api.tok).status_code == 200
+
+
+@pytest.mark.instance("disabled")
+def test_cloud_communication_disabled(api):
+    prepare(api)
+    response = sync(api)
+    assert (response.status_code, response.json()["message"]) == (400, "Cloud communication is disabled in global settings")
+    assert api.refresh()["counters"]["cloud_calls"] == 0
+
+
+@pytest.mark.instance("envedit")
+def test_env_edit_without_restart_changes_nothing(api):
+    prepare(api)
+    with open(os.path.join(api.state["install_dir"], "bwdata", "env", "global.override.env"), "a", encoding="utf-8") as handle:
+        handle.write("globalSettings__enableCloudCommunication=true\n")
+    assert api.call("GET", "/api/organizations/connections/enabled", api.tok).json() is False
+    assert sync(api).json()["message"] == "Cloud communication is disabled in global settings"
+    assert api.refresh()["settings"]["enableCloudCommunication"] is False
+
+
+@pytest.mark.instance("noconn")
+def test_not_found_cases(api):
+    enable_cloud(api)
+    api.tok = api.token()
+    for org in (api.org, str(uuid.uuid4())):
+        response = api.call("POST", f"/api/organizations/licenses/self-hosted/{org}/sync", api.tok)
+        assert (response.status_code, response.json()["message"]) == (404, "Resource not found.")
+    response = api.call("POST", "/api/organizations/licenses/self-hosted/not-a-guid/sync", api.tok)
+    assert (response.status_code, response.json()["message"]) == (500, "An unhandled server error has occurred.")
+
+
+@pytest.mark.instance("disabled-conn")
+def test_connection_checks(api):
+    enable_cloud(api)
+    conn = prepare(api)
+    body = api.connection_body(enabled=False)
+    assert api.call("PUT", f"/api/organizations/connections/{conn['id']}", api.tok, json=body).status_code == 200
+    assert sync(api).json()["message"] == f"Connection disabled for organization {api.org}"
+    body = api.connection_body(key="  ")
+    assert api.call("PUT", f"/api/organizations/connections/{conn['id']}", api.tok, json=body).status_code == 200
+    assert sync(api).json()["message"] == "Failed to get Billing Sync Key"
+
+
+@pytest.mark.instance("wrongkey")
+def test_wrong_billing_sync_key(api):
+    enable_cloud(api)
+    prepare(api, key="not-the-key")
+    response = sync(api)
+    assert (response.status_code, response.json()["message"]) == (400, GENERIC)
+    log = api_log(api)
+    url = f"https://api.bitwarden.com/licenses/organization/{api.state['cloud_organization_id']}"
+    assert f"[ERR] Request to {url} is unsuccessful with status of BadRequest-Bad Request: Invalid Billing Sync Key\n (00000000)\n" in log
+    assert LINE_RE.match(log)
+    conn = api.call("GET", f"/api/organizations/connections/{api.org}/1", api.tok).json()
+    assert conn["config"]["LastLicenseSync"] is None
+
+
+@pytest.mark.instance("unreachable")
+def test_custom_cloud_url_is_unreachable(api):
+    enable_cloud(api, "globalSettings__installation__identityUri=https://identity.example.com\n")
+    prepare(api)
+    assert sync(api).json()["message"] == GENERIC
+    log = api_log(api)
+    inst = api.state["installation_id"]
+    assert "[ERR] Unable to authenticate with identity server. (00003033)\n" \
+           "System.Net.Http.HttpRequestException: Name or service not known (identity.example.com:443)\n" in log
+    assert f"[ERR] Empty token response from https://identity.example.com/ for client installation.{inst} (00000000)\n" in log
+    assert ("[ERR] Unable to send GET request to https://api.bitwarden.com/licenses/organization/"
+            f"{api.state['cloud_organization_id']} because an access token was unable to be obtained (00000000)\n") in log
+
+
+@pytest.mark.instance("eu-mismatch")
+def test_region_mismatch(api):
+    enable_cloud(api)
+    assert api.refresh()["settings"]["cloudRegion"] == "EU"
+    prepare(api)
+    assert sync(api).json()["message"] == GENERIC
+    inst = api.state["installation_id"]
+    assert (f"[ERR] Unsuccessful token response from https://identity.bitwarden.com/ for client installation.{inst} "
+            "with status BadRequest-Bad Request (00000000)\n") in api_log(api)
+
+
+@pytest.mark.instance("eu-ok")
+def test_eu_settings_sync(api):
+    enable_cloud(api, EU_LINES)
+    prepare(api)
+    assert sync(api).status_code == 200
+    settings = api.refresh()["settings"]
+    assert (settings["identityUri"], settings["apiUri"], settings["pushRelayBaseUri"]) == (
+        "https://identity.bitwarden.eu", "https://api.bitwarden.eu", "https://push.bitwarden.eu")
+
+
+@pytest.mark.instance("eu-api-only")
+def test_token_from_one_cloud_not_accepted_by_the_other(api):
+    enable_cloud(api, "globalSettings__installation__identityUri=https://identity.bitwarden.eu\n")
+    prepare(api)
+    assert sync(api).json()["message"] == GENERIC
+    url = f"https://api.bitwarden.com/licenses/organization/{api.state['cloud_organization_id']}"
+    assert f"[ERR] Failed to send to {url}. (0000302e)\nSystem.Text.Json.JsonException" in api_log(api)
+
+
+@pytest.mark.instance("order")
+def test_connection_checked_before_cloud_communication(api):
+    api.tok = api.token()
+    assert sync(api).status_code == 404
+
+
+@pytest.mark.instance("v2023")
+def test_no_sync_route_before_2023_2(api):
+    prepare(api)
+    response = sync(api)
+    assert (response.status_code, response.content) == (404, b"")
+
+
+@pytest.mark.instance("custom-url")
+def test_invalid_api_uri_is_a_server_error(api):
+    enable_cloud(api, "globalSettings__installation__apiUri=not a url\n")
+    prepare(api)
+    response = sync(api)
+    assert (response.status_code, response.json()["message"]) == (500, "An unhandled server error has occurred.")
