@@ -1,0 +1,454 @@
+"""Every example the docs show is a file under docs/examples/, and every one of them runs here.
+
+Playbooks and scripts run against the simulator; what cannot run here (AWX, systemd) is validated, and the
+commands inside it are parsed with ansible's own CLI parser and then run with local substitutes (git URL,
+paths). Module EXAMPLES are syntax-checked, and run for real against the simulator with the placeholders
+replaced (see MODULE_EXAMPLE_SUBSTITUTIONS).
+"""
+
+from __future__ import annotations
+
+import ast
+import configparser
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jinja2
+import jinja2.meta
+import pytest
+import yaml
+
+from helpers.ansible_run import ansible_env, assert_no_secrets, run_playbook
+
+REPO = Path(__file__).resolve().parents[2]
+DOCS = REPO / "docs"
+RST = DOCS / "docsite" / "rst"
+EXAMPLES = DOCS / "examples"
+BIN = Path(sys.executable).parent
+SECRET_KEYS = ("billing_sync_client_id", "billing_sync_client_secret", "billing_sync_organization_id", "billing_sync_token")
+
+pytestmark = pytest.mark.slow
+
+
+# -- helpers -------------------------------------------------------------------------------------------------
+
+def ci_get(data, key):
+    """Case-insensitive dict lookup (the simulator answers in the server's camelCase)."""
+    for name, value in (data or {}).items():
+        if name.lower() == key.lower():
+            return value
+    return None
+
+
+def run(cmd, cwd, env=None, timeout=600):
+    proc = subprocess.run(cmd, cwd=str(cwd), env=ansible_env(env), capture_output=True, text=True, timeout=timeout,
+                          check=False)
+    return proc
+
+
+def vault_values(fleet, name):
+    host = fleet.host_vars(name)
+    return {"vault_" + key: host[key] for key in SECRET_KEYS}
+
+
+def secrets_of(fleet, name):
+    host = fleet.host_vars(name)
+    return [host["billing_sync_client_secret"], host["billing_sync_token"]]
+
+
+def write_inventory(fleet, directory, vault_password_file, rename=None):
+    """The quick-start inventory layout for a simulated fleet.
+
+    hosts.yml: the simulator's hosts and connection settings without the secrets; group_vars/: the example files
+    unchanged; host_vars/<host>/vault.yml: the example vault file filled with the host's values, encrypted.
+    """
+    rename = rename or {}
+    inventory = directory / "inventory"
+    shutil.copytree(EXAMPLES / "inventory" / "group_vars", inventory / "group_vars")
+    document = yaml.safe_load(fleet.inventory.read_text(encoding="utf-8"))
+    groups = document["all"]["children"]["bitwarden"]["children"]
+    hosts = {"bitwarden": {"children": {}}}
+    for group, content in groups.items():
+        members = {}
+        for name, host in (content.get("hosts") or {}).items():
+            members[rename.get(name, name)] = {key: value for key, value in host.items() if key not in SECRET_KEYS}
+            template = yaml.safe_load((EXAMPLES / "quickstart" / "vault.yml").read_text(encoding="utf-8"))
+            assert set(template) == set(vault_values(fleet, name)), "vault.yml example and the role's inputs disagree"
+            vault_file = inventory / "host_vars" / rename.get(name, name) / "vault.yml"
+            vault_file.parent.mkdir(parents=True)
+            vault_file.write_text(yaml.safe_dump(vault_values(fleet, name)), encoding="utf-8")
+            proc = run([str(BIN / "ansible-vault"), "encrypt", "--vault-password-file", str(vault_password_file),
+                        str(vault_file)], directory)
+            assert proc.returncode == 0, proc.stderr
+            assert vault_file.read_text(encoding="utf-8").startswith("$ANSIBLE_VAULT;")
+        hosts["bitwarden"]["children"][group] = {"hosts": members}
+    (inventory / "hosts.yml").write_text(yaml.safe_dump(hosts, sort_keys=False), encoding="utf-8")
+    return inventory
+
+
+@pytest.fixture
+def vault_password(tmp_path):
+    path = tmp_path / "vault-pass"
+    path.write_text("docs-example-vault-password\n", encoding="utf-8")
+    path.chmod(0o600)
+    return path
+
+
+def env_lines(fleet, name):
+    env_file = fleet.install_dir(name) / "bwdata" / "env" / "global.override.env"
+    return env_file.read_text(encoding="utf-8").splitlines()
+
+
+# -- the guides reference exactly the example files ------------------------------------------------------------
+
+def literal_includes():
+    found = {}
+    for rst in sorted(RST.glob("*.rst")):
+        for match in re.finditer(r"^\.\. literalinclude:: (\S+)", rst.read_text(encoding="utf-8"), re.M):
+            found.setdefault((rst.parent / match.group(1)).resolve(), []).append(rst.name)
+    return found
+
+
+def test_guides_include_every_example_and_nothing_else():
+    included = literal_includes()
+    missing = [str(path) for path in included if not path.is_file()]
+    assert not missing, "literalinclude of files that do not exist: %s" % missing
+    examples = {path.resolve() for path in EXAMPLES.rglob("*") if path.is_file()}
+    assert not examples - set(included), "examples no guide shows: %s" % sorted(map(str, examples - set(included)))
+    listed = yaml.safe_load((DOCS / "docsite" / "extra-docs.yml").read_text(encoding="utf-8"))
+    toctree = {entry for section in listed["sections"] for entry in section["toctree"]}
+    assert toctree == {path.stem for path in RST.glob("*.rst")}
+
+
+def test_region_lines_and_egress_match_the_region_table():
+    from ansible_collections.selfhost.bitwarden.plugins.module_utils import _regions
+
+    egress = yaml.safe_load((EXAMPLES / "firewall" / "egress.yml").read_text(encoding="utf-8"))
+    for region, uris in _regions.REGIONS.items():
+        lines = (EXAMPLES / "regions" / ("global.override.env." + region.lower())).read_text(encoding="utf-8").splitlines()
+        assert lines == ["%s=true" % _regions.ENABLE] + ["%s=%s" % item for item in uris.items()]
+        hosts = {re.sub(r"^https://", "", uris[key]) for key in (_regions.IDENTITY_URI, _regions.API_URI)}
+        assert set(egress[region]["billing_sync"]) == hosts
+        assert egress[region]["push_relay"] == [re.sub(r"^https://", "", uris[_regions.PUSH_RELAY])]
+
+
+# -- quick start, regions, fleet: run against a simulated US + EU fleet -----------------------------------------
+
+def test_quickstart_then_fleet_examples(sim_fleet, tmp_path, vault_password):
+    fleet = sim_fleet([{"name": "bw-us"}, {"name": "bw-eu", "region": "EU"}, {"name": "bw-us-2"}],
+                      allow_root=True, restart_delay=0.2, warmup=0.1)
+    work = tmp_path / "project"
+    work.mkdir()
+    write_inventory(fleet, work, vault_password)
+    env = {"ANSIBLE_VAULT_PASSWORD_FILE": str(vault_password)}
+
+    quickstart = run(["bash", str(EXAMPLES / "quickstart" / "run.sh")], work, env)
+    output = quickstart.stdout + quickstart.stderr
+    assert quickstart.returncode == 0, output
+    for name in fleet.names:
+        assert_no_secrets(output, secrets_of(fleet, name))
+        state = fleet.client.instance(name)
+        assert state["settings"]["enableCloudCommunication"] is True
+        assert ci_get(ci_get(state["connection"], "config"), "lastLicenseSync") is not None
+        assert [call for call in fleet.client.bitwarden_sh_calls(name) if call["command"] == "restart"] != []
+    # The region guide shows exactly the lines the role writes.
+    for name, region in (("bw-us", "us"), ("bw-eu", "eu")):
+        expected = (EXAMPLES / "regions" / ("global.override.env." + region)).read_text(encoding="utf-8").splitlines()
+        assert set(expected) <= set(env_lines(fleet, name))
+    report = json.loads((work / "billing-sync-report.json").read_text(encoding="utf-8"))
+    assert sorted(row["host"] for row in report) == sorted(fleet.names)
+
+    # Fleet guide: ansible.cfg next to the inventory, its script, the host_pinned playbook, the quick start's
+    # site.yml. All on a converged fleet: nothing may change.
+    shutil.copy(EXAMPLES / "fleet" / "ansible.cfg", work / "ansible.cfg")
+    fleet_run = run(["bash", str(EXAMPLES / "fleet" / "run.sh")], work, env)
+    assert fleet_run.returncode == 0, fleet_run.stdout + fleet_run.stderr
+    assert fleet_run.stdout.count("changed=0") == len(fleet.names) + 1, fleet_run.stdout
+    for playbook in (EXAMPLES / "fleet" / "rollout_pinned.yml", EXAMPLES / "quickstart" / "site.yml"):
+        again = run_playbook(playbook, work / "inventory", env=env).assert_ok()
+        assert again.changed_total() == 0, again.output
+
+
+# -- AWX: credential type and injectors --------------------------------------------------------------------------
+
+def test_awx_credential_type_injects_what_the_role_reads(sim_fleet, tmp_path):
+    inputs = yaml.safe_load((EXAMPLES / "awx" / "credential_type_inputs.yml").read_text(encoding="utf-8"))
+    injectors = yaml.safe_load((EXAMPLES / "awx" / "credential_type_injectors.yml").read_text(encoding="utf-8"))
+    # The schema the controller accepts: fields with id/label/type, optional secret/help_text; required ids exist.
+    assert set(inputs) == {"fields", "required"}
+    ids = []
+    for field in inputs["fields"]:
+        assert set(field) <= {"id", "label", "type", "secret", "help_text", "multiline", "format", "choices"}
+        assert {"id", "label", "type"} <= set(field) and field["type"] in ("string", "boolean")
+        ids.append(field["id"])
+    assert set(inputs["required"]) <= set(ids)
+    secret_ids = {field["id"] for field in inputs["fields"] if field.get("secret")}
+    assert {"client_secret", "billing_sync_token"} <= secret_ids
+    assert set(injectors) == {"extra_vars"}
+    assert set(injectors["extra_vars"]) == {"billing_sync_client_id", "billing_sync_client_secret", "billing_sync_token"}
+    used = {name for template in injectors["extra_vars"].values()
+            for name in jinja2.meta.find_undeclared_variables(jinja2.Environment().parse(template))}
+    assert used <= set(ids)
+
+    # What the controller does: render the injectors with the credential's values, pass them as extra vars.
+    fleet = sim_fleet([{"name": "bw-awx"}], allow_root=True, restart_delay=0.2, warmup=0.1)
+    host = fleet.host_vars("bw-awx")
+    credential = {"client_id": host["billing_sync_client_id"], "client_secret": host["billing_sync_client_secret"],
+                  "billing_sync_token": host["billing_sync_token"]}
+    extra_vars = {key: jinja2.Environment().from_string(template).render(credential)
+                  for key, template in injectors["extra_vars"].items()}
+    document = yaml.safe_load(fleet.inventory.read_text(encoding="utf-8"))
+    for group in document["all"]["children"]["bitwarden"]["children"].values():
+        for values in (group.get("hosts") or {}).values():
+            for key in ("billing_sync_client_id", "billing_sync_client_secret", "billing_sync_token"):
+                values.pop(key)
+    inventory = tmp_path / "awx-inventory.yml"
+    inventory.write_text(yaml.safe_dump(document), encoding="utf-8")
+    rollout = run_playbook(REPO / "playbooks" / "rollout.yml", inventory, extra_vars=extra_vars).assert_ok()
+    assert_no_secrets(rollout.output, [credential["client_secret"], credential["billing_sync_token"]])
+    status = run_playbook(REPO / "playbooks" / "status.yml", inventory,
+                          extra_vars=dict(extra_vars, billing_sync_fail_on_drift=True,
+                                          billing_sync_report_dir=str(tmp_path)))
+    status.assert_ok()
+
+
+# -- GitOps: systemd units and cron lines, parsed, then run with local substitutes --------------------------------
+
+def unit(path):
+    parser = configparser.ConfigParser(interpolation=None, strict=True)
+    parser.optionxform = str
+    parser.read_string(path.read_text(encoding="utf-8").replace("\\\n", " "))
+    return parser
+
+
+def split_flock(argv):
+    """(flock options, lock file, command) of a `flock [options] FILE command...` line."""
+    assert Path(argv[0]).name == "flock", argv
+    index = 1
+    options = []
+    while argv[index].startswith("-"):
+        options.append(argv[index])
+        if argv[index] in ("-E", "--conflict-exit-code", "-w", "--wait", "--timeout"):
+            index += 1
+            options.append(argv[index])
+        index += 1
+    return options, argv[index], argv[index + 1:]
+
+
+def pull_args(argv):
+    """ansible-pull's own parser on the command line; returns its parsed options."""
+    from ansible import context
+    from ansible.cli.pull import PullCLI
+
+    assert Path(argv[0]).name == "ansible-pull", argv
+    cli = PullCLI(["ansible-pull"] + argv[1:])
+    cli.parse()
+    return dict(context.CLIARGS)
+
+
+GITOPS = EXAMPLES / "gitops"
+SERVICES = ("bitwarden-billing-sync", "bitwarden-billing-sync-drift")
+
+
+def service_command(name):
+    service = unit(GITOPS / (name + ".service"))
+    assert service["Unit"]["Description"]
+    assert service["Service"]["Type"] == "oneshot"
+    assert service["Service"]["User"] == "bitwarden"
+    return shlex.split(service["Service"]["ExecStart"])
+
+
+def test_gitops_units_and_crontab_agree():
+    for name in SERVICES:
+        timer = unit(GITOPS / (name + ".timer"))
+        assert timer["Timer"]["OnCalendar"] and timer["Install"]["WantedBy"] == "timers.target"
+    cron_lines = [line.split(None, 6) for line in (GITOPS / "crontab").read_text(encoding="utf-8").splitlines()
+                  if line.strip() and not line.startswith("#")]
+    assert len(cron_lines) == len(SERVICES)
+    for name, cron in zip(SERVICES, cron_lines):
+        assert cron[5] == "bitwarden"
+        service_flock, service_lock, service_pull = split_flock(service_command(name))
+        cron_flock, cron_lock, cron_pull = split_flock(shlex.split(cron[6]))
+        assert service_lock == cron_lock == "/var/lib/ansible-pull/bitwarden.lock"
+        assert "--nonblock" in service_flock and "-n" in cron_flock
+        service_args, cron_args = pull_args(service_pull), pull_args(cron_pull)
+        assert service_args == cron_args
+        if name == "bitwarden-billing-sync":
+            assert service_args["ifchanged"] and int(service_args["sleep"]) >= 0
+            assert list(service_args["args"]) == ["local.yml"] and not service_args["check"]
+        else:
+            assert service_args["check"] and service_args["diff"] and not service_args["ifchanged"]
+            assert "billing_sync_fail_on_drift=true" in service_args["extra_vars"]
+            assert list(service_args["args"]) == ["drift.yml"]
+    # Separate checkouts: a shared one would swallow the change the rollout's --only-if-changed waits for.
+    assert len({pull_args(split_flock(service_command(name))[2])["dest"] for name in SERVICES}) == 2
+
+
+def local_command(argv, repo, tmp_path):
+    """The unit's command with local substitutes: this venv's tools, a file:// repository, paths in tmp_path."""
+    flock_options, _lock, pull = split_flock(argv)
+    out = [shutil.which("flock")] + flock_options + [str(tmp_path / "bitwarden.lock"), str(BIN / "ansible-pull")]
+    skip = False
+    for index, arg in enumerate(pull[1:], 1):
+        if skip:
+            skip = False
+            continue
+        previous = pull[index - 1]
+        if previous == "--url":
+            arg = repo.as_uri()
+        elif previous == "--directory":
+            arg = str(tmp_path / Path(arg).name)
+        elif previous == "--vault-password-file":
+            arg = str(tmp_path / "vault-pass")
+        elif previous == "--sleep":
+            arg = "1"
+        elif arg.startswith("billing_sync_report_dir="):
+            arg = "billing_sync_report_dir=%s" % tmp_path
+        out.append(arg)
+    return out
+
+
+def test_gitops_pull_and_drift_check_run(sim_fleet, tmp_path, vault_password):
+    fleet = sim_fleet([{"name": "bw-pull"}], allow_root=True, restart_delay=0.2, warmup=0.1)
+    repo = tmp_path / "gitops-repo"
+    repo.mkdir()
+    # ansible-pull limits the run to localhost and this machine's names: name the server's entry localhost.
+    write_inventory(fleet, repo, vault_password, rename={"bw-pull": "localhost"})
+    for name in ("local.yml", "drift.yml"):
+        shutil.copy(GITOPS / name, repo / name)
+    git = ["git", "-c", "user.name=docs", "-c", "user.email=docs@example.com"]
+    for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "."], git + ["commit", "-q", "-m", "fleet"]):
+        subprocess.run(cmd, cwd=str(repo), check=True, capture_output=True)
+    env = {"ANSIBLE_HOME": str(tmp_path / "ansible-home"), "HOME": str(tmp_path)}
+    rollout_cmd = local_command(service_command("bitwarden-billing-sync"), repo, tmp_path)
+    drift_cmd = local_command(service_command("bitwarden-billing-sync-drift"), repo, tmp_path)
+
+    before = run(drift_cmd, tmp_path, env)
+    assert before.returncode != 0 and "drifted" in before.stdout + before.stderr, before.stdout + before.stderr
+    assert fleet.client.instance("bw-pull")["counters"]["writes"] == 0
+
+    first = run(rollout_cmd, tmp_path, env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert_no_secrets(first.stdout + first.stderr, secrets_of(fleet, "bw-pull"))
+    assert fleet.client.instance("bw-pull")["settings"]["enableCloudCommunication"] is True
+
+    unchanged = run(rollout_cmd, tmp_path, env)
+    assert unchanged.returncode == 0 and "Repository has not changed" in unchanged.stdout, unchanged.stdout
+
+    after = run(drift_cmd, tmp_path, env)
+    assert after.returncode == 0, after.stdout + after.stderr
+
+    # The lock: while another run holds it, a run exits 0 at once without doing anything.
+    with open(tmp_path / "bitwarden.lock", "w", encoding="utf-8") as handle:
+        holder = subprocess.Popen([shutil.which("flock"), str(tmp_path / "bitwarden.lock"), "sleep", "30"])
+        try:
+            for _ in range(50):
+                if subprocess.run([shutil.which("flock"), "-n", str(handle.name), "true"], check=False).returncode:
+                    break
+            blocked = run(drift_cmd, tmp_path, env, timeout=20)
+            assert blocked.returncode == 0 and "Starting Ansible Pull" not in blocked.stdout
+        finally:
+            holder.kill()
+            holder.wait()
+
+
+# -- module EXAMPLES -----------------------------------------------------------------------------------------------
+
+def module_examples():
+    found = {}
+    for path in sorted((REPO / "plugins").glob("*/*.py")):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "EXAMPLES":
+                found["%s/%s" % (path.parent.name, path.stem)] = node.value.value
+    return found
+
+
+def test_every_plugin_has_examples_that_pass_syntax_check(tmp_path):
+    examples = module_examples()
+    modules = {"modules/" + path.stem for path in (REPO / "plugins" / "modules").glob("*.py")}
+    assert modules <= set(examples), "modules without EXAMPLES: %s" % (modules - set(examples))
+    for name, text in examples.items():
+        tasks = yaml.safe_load(text)
+        play = [{"name": name, "hosts": "localhost", "gather_facts": False, "tasks": tasks,
+                 "handlers": [{"name": "Restart Bitwarden", "ansible.builtin.debug": {"msg": "restart"}}]}]
+        playbook = tmp_path / (name.replace("/", "_") + ".yml")
+        playbook.write_text(yaml.safe_dump(play, sort_keys=False), encoding="utf-8")
+        proc = run([str(BIN / "ansible-playbook"), "--syntax-check", "-i", "localhost,", str(playbook)], tmp_path)
+        assert proc.returncode == 0, "%s EXAMPLES: %s" % (name, proc.stdout + proc.stderr)
+
+
+# Placeholders of the module authors' EXAMPLES and what stands in for them against the simulator.
+def module_example_substitutions(fleet, name, tmp_path):
+    host = fleet.host_vars(name)
+    install = str(fleet.install_dir(name))
+    return {
+        "https://bitwarden.example.com": host["billing_sync_server_url"],
+        "2bd8b6d6-6f4a-4a5c-9a7e-0b3a2f6f1c11": host["billing_sync_organization_id"],
+        "/home/bitwarden/bwdata": install + "/bwdata",
+        "chdir: /home/bitwarden": "chdir: " + install,
+        "become_user: bitwarden": "become_user: " + host["billing_sync_user"],
+        "dest: /tmp/report.md": "dest: %s/report.md" % tmp_path,
+    }
+
+
+# Run order: cloud communication first, the token before the license sync, the token removal last.
+RUNNABLE = ("modules/bitwarden_cloud_comm", "modules/bitwarden_wait_for_server", "modules/bitwarden_sync_info",
+            "modules/bitwarden_license_sync", "modules/bitwarden_billing_sync_token", "filter/fleet_report")
+
+
+def test_module_examples_run_against_the_simulator(sim_fleet, tmp_path):
+    fleet = sim_fleet([{"name": "bw-examples", "region": "EU"}], allow_root=True, restart_delay=0.2, warmup=0.1)
+    name = "bw-examples"
+    host = fleet.host_vars(name)
+    examples = module_examples()
+    assert set(examples) == set(RUNNABLE), "new EXAMPLES: add them to RUNNABLE (or say why they cannot run)"
+    substitutions = module_example_substitutions(fleet, name, tmp_path)
+    play_vars = {
+        "bitwarden_owner_client_id": host["billing_sync_client_id"],
+        "bitwarden_owner_client_secret": host["billing_sync_client_secret"],
+        "bitwarden_billing_sync_token": host["billing_sync_token"],
+        "rows": [{"host": name, "version": "2026.8.0", "region": "EU", "cloud_communication": True,
+                  "billing_sync": "enabled", "last_license_sync": None, "drift": ["never synced"], "error": None}],
+        # As root here; become to root works with su and no password.
+        "ansible_become_method": "ansible.builtin.su",
+    }
+    defaults = {
+        # The examples rely on the defaults (/opt/bitwarden/bwdata, the server's config.yml): point them here.
+        "group/selfhost.bitwarden.bitwarden": {"bwdata_path": host["billing_sync_install_dir"] + "/bwdata",
+                                                "server_url": host["billing_sync_server_url"]},
+        "selfhost.bitwarden.bitwarden_cloud_comm": {"bwdata_path": host["billing_sync_install_dir"] + "/bwdata"},
+    }
+    if host.get("billing_sync_ca_path"):
+        defaults["group/selfhost.bitwarden.bitwarden"]["ca_path"] = host["billing_sync_ca_path"]
+    for module in RUNNABLE:
+        text = examples[module]
+        for placeholder, value in substitutions.items():
+            text = text.replace(placeholder, value)
+        tasks = yaml.safe_load(text)
+        if module == "modules/bitwarden_license_sync":
+            # Its examples need a billing sync connection: apply the token first.
+            tasks.insert(0, {"name": "Apply the token first", "selfhost.bitwarden.bitwarden_billing_sync_token": {
+                "client_id": "{{ bitwarden_owner_client_id }}", "client_secret": "{{ bitwarden_owner_client_secret }}",
+                "billing_sync_token": "{{ bitwarden_billing_sync_token }}"}})
+        # Examples without credentials (the token removal, max_age) get them from the environment variables.
+        play = [{"name": module, "hosts": name, "gather_facts": False, "vars": play_vars, "module_defaults": defaults,
+                 "environment": {"BITWARDEN_CLIENT_ID": "{{ bitwarden_owner_client_id }}",
+                                 "BITWARDEN_CLIENT_SECRET": "{{ bitwarden_owner_client_secret }}"},
+                 "tasks": tasks,
+                 "handlers": [{"name": "Restart Bitwarden", "ansible.builtin.command": {
+                     "cmd": "./bitwarden.sh restart", "chdir": str(fleet.install_dir(name))}}]}]
+        playbook = tmp_path / (module.replace("/", "_") + ".yml")
+        playbook.write_text(yaml.safe_dump(play, sort_keys=False), encoding="utf-8")
+        result = run_playbook(playbook, fleet.inventory)
+        assert result.rc == 0, "%s EXAMPLES failed against the simulator:\n%s" % (module, result.output)
+        assert_no_secrets(result.output, secrets_of(fleet, name))
+    assert fleet.client.instance(name)["settings"]["cloudRegion"] == "EU"
+    assert fleet.client.instance(name)["connection"] is None  # the last example removes it
+    assert (tmp_path / "report.md").is_file()
+    os.remove(tmp_path / "report.md")
