@@ -84,8 +84,9 @@ lint: collection
 	yamllint -s .
 	ansible-lint
 
-# ansible-test needs a real (not symlinked) ansible_collections/selfhost/bitwarden tree and an offline get-pip.
-SANITY_TREE := $(CACHE)/sanity/ansible_collections/selfhost/bitwarden
+# ansible-test needs a real (not symlinked) ansible_collections/selfhost/bitwarden tree outside any git checkout
+# (inside one it lists only that checkout's tracked files) and an offline get-pip.
+SANITY_TREE := $(or $(TMPDIR),/tmp)/selfhost-bitwarden-sanity-$(shell id -u)/ansible_collections/selfhost/bitwarden
 SANITY_HOME := $(CACHE)/sanity-home
 sanity: collection system-packages
 	flock $(CACHE)/sanity.lock $(MAKE) --no-print-directory sanity-locked
