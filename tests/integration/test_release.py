@@ -1,0 +1,130 @@
+"""What users install: the collection tarball, installed into a clean path, runs the fleet playbooks by FQCN;
+the same through ansible-navigator (ansible-runner, as AWX runs jobs); the execution environment definition
+turns into a build context (no container engine needed).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpers.ansible_run import ansible_env, assert_no_secrets, run_playbook
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tarball(tmp_path_factory):
+    out = tmp_path_factory.mktemp("build")
+    proc = subprocess.run([str(BIN / "ansible-galaxy"), "collection", "build", "--force", "--output-path", str(out),
+                           str(REPO)], capture_output=True, text=True, env=ansible_env(), check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    version = yaml.safe_load((REPO / "galaxy.yml").read_text(encoding="utf-8"))["version"]
+    path = out / ("selfhost-bitwarden-%s.tar.gz" % version)
+    assert path.is_file()
+    return path
+
+
+@pytest.fixture(scope="module")
+def installed(tarball, tmp_path_factory):
+    """A collections path that holds only the installed tarball (never the source tree)."""
+    path = tmp_path_factory.mktemp("installed")
+    proc = subprocess.run([str(BIN / "ansible-galaxy"), "collection", "install", "--force", "-p", str(path), str(tarball)],
+                          capture_output=True, text=True, env=ansible_env({"ANSIBLE_COLLECTIONS_PATH": str(path)}),
+                          check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return path
+
+
+def test_tarball_holds_what_users_need_and_nothing_else(tarball):
+    with tarfile.open(tarball) as archive:
+        names = archive.getnames()
+    tops = {name.split("/")[0] for name in names}
+    assert tops <= {"MANIFEST.json", "FILES.json", "README.md", "LICENSE", "CHANGELOG.rst", "changelogs", "docs", "meta",
+                    "playbooks", "plugins", "roles"}, sorted(tops)
+    for needed in ("plugins/modules/bitwarden_cloud_comm.py", "plugins/module_utils/_bitwarden_api.py",
+                   "plugins/filter/fleet_report.py", "roles/billing_sync/meta/argument_specs.yml",
+                   "roles/billing_sync/tasks/main.yml", "playbooks/rollout.yml", "playbooks/status.yml",
+                   "meta/runtime.yml", "meta/execution-environment.yml", "meta/ee-requirements.txt",
+                   "docs/docsite/extra-docs.yml", "docs/docsite/rst/quickstart.rst", "docs/examples/quickstart/run.sh"):
+        assert needed in names, needed
+    for name in names:
+        parts = name.split("/")
+        assert not {"tests", ".cache", "simulator", "bwsim", "benchmarks", "molecule", "scripts", ".venv", ".git",
+                    "__pycache__", ".hypothesis", "collections", "fragments", "dev"} & set(parts), name
+        assert not name.endswith((".pyc", ".tar.gz", ".log")), name
+
+
+def test_installed_collection_runs_the_fleet_playbooks(installed, sim_fleet, tmp_path):
+    env = {"ANSIBLE_COLLECTIONS_PATH": str(installed)}
+    listing = subprocess.run([str(BIN / "ansible-galaxy"), "collection", "list", "selfhost.bitwarden", "--format", "json"],
+                             capture_output=True, text=True, env=ansible_env(env), check=False)
+    assert listing.returncode == 0, listing.stderr
+    assert list(json.loads(listing.stdout)) == [str(installed / "ansible_collections")]
+
+    fleet = sim_fleet([{"name": "bw-rel-us"}, {"name": "bw-rel-eu", "region": "EU"}], allow_root=True,
+                      restart_delay=0.2, warmup=0.1)
+    # The playbooks by FQCN, from a directory without any collection in it.
+    for name in ("rollout", "status"):
+        playbook = tmp_path / ("%s.yml" % name)
+        playbook.write_text(yaml.safe_dump([{"name": name, "ansible.builtin.import_playbook":
+                                             "selfhost.bitwarden.%s" % name}]), encoding="utf-8")
+    rollout = run_playbook(tmp_path / "rollout.yml", fleet.inventory, env=env).assert_ok()
+    for name in fleet.names:
+        assert fleet.client.instance(name)["settings"]["enableCloudCommunication"] is True
+        assert_no_secrets(rollout.output, [fleet.host_vars(name)["billing_sync_client_secret"],
+                                           fleet.host_vars(name)["billing_sync_token"]])
+    run_playbook(tmp_path / "status.yml", fleet.inventory, env=env,
+                 extra_vars={"billing_sync_fail_on_drift": True, "billing_sync_report_dir": str(tmp_path)}).assert_ok()
+    rows = json.loads((tmp_path / "billing-sync-report.json").read_text(encoding="utf-8"))
+    assert sorted(row["host"] for row in rows) == sorted(fleet.names)
+    assert all(row["drift"] == [] for row in rows), rows
+
+
+def test_navigator_runs_the_rollout_without_an_engine(installed, sim_fleet, tmp_path):
+    fleet = sim_fleet([{"name": "bw-nav"}], allow_root=True, restart_delay=0.2, warmup=0.1)
+    # navigator keeps state in ~/.cache/ansible-navigator and its log file: both go to tmp_path.
+    env = ansible_env({"ANSIBLE_COLLECTIONS_PATH": str(installed), "HOME": str(tmp_path / "home"),
+                       "XDG_CACHE_HOME": str(tmp_path / "xdg"), "TERM": "dumb"})
+    for key in ("ANSIBLE_CALLBACKS_ENABLED", "ANSIBLE_CALLBACK_PLUGINS"):  # the test recorder: not what AWX runs
+        env.pop(key)
+    (tmp_path / "home").mkdir()
+    cmd = [str(BIN / "ansible-navigator"), "run", "selfhost.bitwarden.rollout", "-i", str(fleet.inventory),
+           "--ee", "false", "-m", "stdout", "--pae", "false", "--lf", str(tmp_path / "navigator.log")]
+    proc = subprocess.run(cmd, cwd=str(tmp_path), capture_output=True, text=True, env=env, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "bw-nav" in proc.stdout and "failed=0" in proc.stdout, proc.stdout
+    assert fleet.client.instance("bw-nav")["settings"]["enableCloudCommunication"] is True
+    assert_no_secrets(proc.stdout + proc.stderr, [fleet.host_vars("bw-nav")["billing_sync_client_secret"],
+                                                  fleet.host_vars("bw-nav")["billing_sync_token"]])
+
+
+def test_execution_environment_build_context(installed, tmp_path):
+    # The collection's own metadata: read by ansible-builder inside the image build; declares no requirements.
+    from ansible_builder._target_scripts.introspect import CollectionDefinition, process_collection
+
+    collection = installed / "ansible_collections" / "selfhost" / "bitwarden"
+    definition = CollectionDefinition(str(collection))
+    assert definition.get_dependency("python") == "meta/ee-requirements.txt"
+    assert definition.get_dependency("system") == "meta/ee-bindep.txt"
+    assert process_collection(str(collection)) == ([], [])
+
+    # The definition the AWX guide shows: a complete build context without a container engine.
+    context = tmp_path / "context"
+    proc = subprocess.run([str(BIN / "ansible-builder"), "create", "-f",
+                           str(REPO / "docs" / "examples" / "awx" / "execution-environment.yml"), "-c", str(context)],
+                          capture_output=True, text=True, env=ansible_env(), check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    containerfile = (context / "Dockerfile").read_text(encoding="utf-8")
+    assert "ansible-galaxy" in containerfile or "assemble" in containerfile
+    requirements = yaml.safe_load((context / "_build" / "requirements.yml").read_text(encoding="utf-8"))
+    assert [item["name"] for item in requirements["collections"]] == ["selfhost.bitwarden"]
