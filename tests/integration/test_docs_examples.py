@@ -453,3 +453,90 @@ def test_module_examples_run_against_the_simulator(sim_fleet, tmp_path):
     assert fleet.client.instance(name)["connection"] is None  # the last example removes it
     assert (tmp_path / "report.md").is_file()
     os.remove(tmp_path / "report.md")
+
+
+# -- troubleshooting covers every message ------------------------------------------------------------------------
+
+PLACEHOLDER = re.compile(r"%(?:\.\d+)?[sdrf]|\{\{.*?\}\}|\{%.*?%\}")
+
+
+def _literal(node):
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.BinOp):
+        return _literal(node.left)
+    if isinstance(node, ast.JoinedStr):
+        return "".join(value.value if isinstance(value, ast.Constant) else "%s" for value in node.values)
+    return None
+
+
+def plugin_messages():
+    """Texts passed to fail_json/fail/warn/BitwardenApiError/ValueError, returned by message helpers, or kept in
+    upper-case message constants, in plugins/."""
+    messages = []
+    for path in sorted((REPO / "plugins").rglob("*.py")):
+        if path.parent.name == "doc_fragments":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            texts = []
+            if isinstance(node, ast.Call):
+                name = getattr(node.func, "attr", None) or getattr(node.func, "id", None)
+                if name in ("fail_json", "fail", "warn", "BitwardenApiError", "ValueError"):
+                    texts = [_literal(arg) for arg in node.args[:1] + [kw.value for kw in node.keywords if kw.arg == "msg"]]
+            elif isinstance(node, ast.Return) and node.value is not None:
+                texts = [_literal(node.value)]
+            elif isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "").isupper():
+                if node.targets[0].id not in ("DOCUMENTATION", "EXAMPLES", "RETURN"):
+                    texts = [_literal(node.value)]
+            messages += ["%s: %s" % (path.name, text) for text in texts if text and len(text) > 30 and " " in text]
+    return messages
+
+
+def _tasks(items):
+    for task in items or []:
+        if isinstance(task, dict):
+            yield task
+            for key in ("block", "rescue", "always"):
+                yield from _tasks(task.get(key))
+
+
+def role_messages():
+    """msg of fail tasks and fail_msg of assert tasks in the role and the playbooks; the quoted strings inside their
+    Jinja expressions count as messages of their own (the preflight check builds its message from them)."""
+    messages = []
+    for path in sorted(list((REPO / "roles").rglob("tasks/*.yml")) + list((REPO / "playbooks").glob("*.yml"))):
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+        plays = [item for item in document if "hosts" in item] or [{"tasks": document}]
+        for play in plays:
+            for task in _tasks(play.get("tasks")):
+                if "ansible.builtin.fail" in task:
+                    text = (task["ansible.builtin.fail"] or {}).get("msg")
+                elif "ansible.builtin.assert" in task:
+                    text = task["ansible.builtin.assert"].get("fail_msg")
+                else:
+                    continue
+                if not text:
+                    continue
+                for expression in re.findall(r"\{\{(.*?)\}\}", text, re.S):
+                    messages += ["%s: %s" % (path.name, item) for item in re.findall(r"'([^']*)'", expression)
+                                 if len(item) >= 30]
+                messages.append("%s: %s" % (path.name, text))
+    return messages
+
+
+def signature(message):
+    """The first placeholder-free stretch of at least four words (else the longest stretch)."""
+    segments = [" ".join(part.split()) for part in PLACEHOLDER.split(message.split(": ", 1)[1])]
+    segments = [segment.strip(" .,;:()") for segment in segments]
+    found = next((segment for segment in segments if len(segment.split()) >= 4), max(segments, key=len))
+    return " ".join(found.split()[:10])  # ten words: enough to be unique, short enough to quote
+
+
+def test_troubleshooting_covers_every_message():
+    guide = " ".join((RST / "troubleshooting.rst").read_text(encoding="utf-8").split())
+    missing = []
+    for message in plugin_messages() + role_messages():
+        sig = signature(message)
+        if len(sig) >= 12 and sig not in guide:
+            missing.append("%s  [%s]" % (message[:140], sig))
+    assert not missing, "messages the troubleshooting guide does not show:\n" + "\n".join(missing)
