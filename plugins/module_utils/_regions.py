@@ -78,4 +78,3 @@ def desired_settings(region, enabled, push_relay_off):
     if push_relay_off:
         settings[PUSH_RELAY] = PUSH_RELAY_OFF
     return settings
-

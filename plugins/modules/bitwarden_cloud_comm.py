@@ -20,10 +20,10 @@ description:
   - The file is replaced atomically and keeps its mode, owner and group.
   - The server reads the file only when its containers start. The module does not restart anything; it returns
     RV(restart_required) so that a handler can run C(./bitwarden.sh restart).
-  - A push relay that was switched off (C(push_notifications: false) in C(config.yml), or C(globalSettings__pushRelayBaseUri)
-    set to an empty value, C(SECRET) or C(REPLACE)) stays off; RV(push_relay_enabled) says so.
+  - "A push relay that was switched off (C(push_notifications: false) in C(config.yml), or C(globalSettings__pushRelayBaseUri)
+    set to an empty value, C(SECRET) or C(REPLACE)) stays off; RV(push_relay_enabled) says so."
 author:
-  - selfhost.bitwarden developers
+  - selfhost.bitwarden contributors (@selfhost-bitwarden)
 options:
   bwdata_path:
     description:
@@ -57,13 +57,18 @@ extends_documentation_fragment:
   - selfhost.bitwarden.attributes
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
+    details:
+      - Reads the files and predicts every return value; writes nothing and makes no backup.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details:
       - The diff shows the whole env file with the value of every secret-looking key (passwords, keys, connection strings,
         installation id and key) replaced by C(********).
   idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
 notes:
   - C(./bitwarden.sh rebuild), C(updateconf) and C(update) keep the values this module writes (contract of Setup's

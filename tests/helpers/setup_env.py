@@ -11,7 +11,7 @@ _ALNUM = string.ascii_letters + string.digits
 
 
 def _random(length):
-    return "".join(secrets.choice(_ALNUM) for _ in range(length))
+    return "".join(secrets.choice(_ALNUM) for dummy in range(length))
 
 
 def setup_env(region="US", push_notifications=True, installation_id=None):
