@@ -81,7 +81,7 @@ def fleet_report(rows, fmt="text"):
     header = [title for title, _key in COLUMNS]
     body = [[_cell(row, key) for _title, key in COLUMNS] for row in sorted(rows, key=lambda r: str(r.get("host", "")))]
     if fmt == "markdown":
-        lines = ["| %s |" % " | ".join(header), "|%s|" % "|".join("---" for _ in header)]
+        lines = ["| %s |" % " | ".join(header), "|%s|" % "|".join(["---"] * len(header))]
         lines += ["| %s |" % " | ".join(cell.replace("|", "\\|") for cell in cells) for cells in body]
         return "\n".join(lines) + "\n"
     widths = [max(len(cells[i]) for cells in [header] + body) for i in range(len(header))]
