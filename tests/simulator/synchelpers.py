@@ -33,7 +33,7 @@ def enable_cloud(api, extra=""):
 
 
 def wait_up(api):
-    for _ in range(200):
+    for dummy in range(200):
         if api.refresh()["state"] == "up":
             return
         time.sleep(0.02)

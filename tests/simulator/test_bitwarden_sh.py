@@ -60,7 +60,7 @@ def test_restart_refuses_then_warms_up_then_serves(fleet):
         time.sleep(0.02)
     assert seen_refused
     assert fleet.instance("restart")["state"] == "down"
-    out, _ = proc.communicate(timeout=10)
+    out = proc.communicate(timeout=10)[0]
     elapsed = time.monotonic() - started
     assert proc.returncode == 0
     assert 0.8 <= elapsed < 0.8 + 2.5  # returns when the containers exist, before the warm-up ends

@@ -19,8 +19,8 @@ def error_body(message, validation_errors=None):
 @pytest.fixture(scope="module")
 def fleet(module_fleet):
     names = ["get", "create", "dup", "update", "delete", "perm", "casing", "model", "nolicense", "badlicense", "scim", "types"]
-    return module_fleet([{"name": n} for n in names] + [{"name": "v2026-6-1", "version": "2026.6.1"},
-                                                            {"name": "alias", "version": "2026.6.1"}])
+    old = [{"name": "v2026-6-1", "version": "2026.6.1"}, {"name": "alias", "version": "2026.6.1"}]
+    return module_fleet([{"name": n} for n in names] + old)
 
 
 @pytest.fixture

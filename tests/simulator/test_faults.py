@@ -62,7 +62,7 @@ def test_restart_never_returns(api):
 def test_http_fault_consumed_times(api):
     tok = api.token()
     path = f"/api/organizations/connections/{api.org}/1"
-    statuses = [api.call("GET", path, tok).status_code for _ in range(3)]
+    statuses = [api.call("GET", path, tok).status_code for dummy in range(3)]
     assert statuses == [503, 503, 200]
     assert api.call("GET", "/api/organizations/connections/enabled", tok).status_code == 200
     assert api.refresh()["counters"]["by_route"]["GET /api/organizations/connections/{organizationId}/{type}"] == 3

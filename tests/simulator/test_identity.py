@@ -115,7 +115,7 @@ def test_version_checked_before_device(api):
 def test_devices_registered_once_per_identifier(fleet, api_for):
     api = api_for(fleet, "v2025")
     before = api.refresh()
-    for _ in range(3):
+    for dummy in range(3):
         assert api.token_request(api.token_form(deviceIdentifier="stable-id")).status_code == 200
     assert api.token_request(api.token_form(deviceIdentifier="second-id")).status_code == 200
     after = api.refresh()

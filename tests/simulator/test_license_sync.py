@@ -9,6 +9,7 @@ import pytest
 
 from synchelpers import EU_LINES, GENERIC, LINE_RE, api_log, enable_cloud, prepare, sync
 
+
 @pytest.fixture(scope="module")
 def fleet(module_fleet):
     return module_fleet([

@@ -18,7 +18,7 @@ def timestamp(now=None):
 
 def new_connection_id():
     """Kestrel connection ids look like 0HN8ABCDEF1GH."""
-    return "0H" + "".join(secrets.choice(CONN_ID_CHARS) for _ in range(11))
+    return "0H" + "".join(secrets.choice(CONN_ID_CHARS) for dummy in range(11))
 
 
 class ApiLog:

@@ -61,7 +61,7 @@ class Cloud:
     def token(self, form):
         """POST /connect/token with client_credentials for installation.<id>."""
         client_id = form.get("client_id", "")
-        prefix, _, ident = client_id.partition(".")
+        prefix, dummy, ident = client_id.partition(".")
         installation = self.installations.get(ident.lower()) if prefix == "installation" else None
         if installation is None or not installation["enabled"] or not secrets.compare_digest(form.get("client_secret", ""), installation["key"]):
             return CloudResponse(400, {"error": "invalid_client"})

@@ -14,7 +14,7 @@ class EnvFileError(ValueError):
 
 
 def random_string(length):
-    return "".join(secrets.choice(ALNUM) for _ in range(length))
+    return "".join(secrets.choice(ALNUM) for dummy in range(length))
 
 
 # --- reading: docker compose env_file semantics -------------------------------------------------------------

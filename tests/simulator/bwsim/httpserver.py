@@ -140,7 +140,7 @@ class Acceptor:
 
     def _run(self):
         while True:
-            for key, _ in self._selector.select():
+            for key, dummy in self._selector.select():
                 if key.data is None:
                     try:
                         self._wake_r.recv(4096)
@@ -177,7 +177,7 @@ class Listener:
 
     @staticmethod
     def _bind(port):
-        for _ in range(50):
+        for dummy in range(50):
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:

@@ -76,7 +76,7 @@ class Identity:
         auth = request.header("Authorization", "")
         if auth[:6].lower() == "basic ":
             try:
-                ident, _, secret = base64.b64decode(auth[6:].strip()).decode("utf-8").partition(":")
+                ident, dummy, secret = base64.b64decode(auth[6:].strip()).decode("utf-8").partition(":")
                 form["client_id"] = urllib.parse.unquote_plus(ident)
                 form["client_secret"] = urllib.parse.unquote_plus(secret)
             except ValueError:
@@ -86,7 +86,7 @@ class Identity:
     def _client(self, client_id, secret):
         """DynamicClientStore: prefix before the first '.' picks the provider."""
         inst = self.instance
-        prefix, _, ident = client_id.partition(".")
+        prefix, dummy, ident = client_id.partition(".")
         ident = ident.lower()
         if prefix == "user":
             user = inst.users.get(ident)

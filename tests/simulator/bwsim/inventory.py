@@ -1,7 +1,7 @@
 """DIR/inventory.yml for ansible-playbook (architecture.md, "Inventory")."""
 
-import getpass
 import os
+import pwd
 import sys
 
 import yaml
@@ -15,7 +15,7 @@ def host_vars(instance, ca_path):
         "billing_sync_install_dir": instance.paths.root,
         "billing_sync_server_url": instance.url,
         "billing_sync_region": instance.spec["region"],
-        "billing_sync_user": getpass.getuser(),
+        "billing_sync_user": pwd.getpwuid(os.geteuid()).pw_name,
         "billing_sync_organization_id": instance.organization_id,
         "billing_sync_client_id": creds["client_id"],
         "billing_sync_client_secret": creds["client_secret"],

@@ -378,7 +378,7 @@ class SelfHostedApi:
     def sponsorship_sync_status(self, request, params):
         """No [Authorize]: a bearer token is still read; anything but an owner gets 404."""
         org_id = route_guid(params, "sponsoringOrgId")
-        principal, _ = self.principal(request)
+        principal = self.principal(request)[0]
         if not self.is_owner(principal, org_id):
             raise not_found()
         return json_response(200, {"object": "syncStatus", "lastSyncDate": self.instance.sponsorship_last_sync})
