@@ -17,6 +17,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jinja2
@@ -346,17 +347,18 @@ def test_gitops_pull_and_drift_check_run(sim_fleet, tmp_path, vault_password):
     assert after.returncode == 0, after.stdout + after.stderr
 
     # The lock: while another run holds it, a run exits 0 at once without doing anything.
-    with open(tmp_path / "bitwarden.lock", "w", encoding="utf-8") as handle:
-        holder = subprocess.Popen([shutil.which("flock"), str(tmp_path / "bitwarden.lock"), "sleep", "30"])
-        try:
-            for _ in range(50):
-                if subprocess.run([shutil.which("flock"), "-n", str(handle.name), "true"], check=False).returncode:
-                    break
-            blocked = run(drift_cmd, tmp_path, env, timeout=20)
-            assert blocked.returncode == 0 and "Starting Ansible Pull" not in blocked.stdout
-        finally:
-            holder.kill()
-            holder.wait()
+    lock = str(tmp_path / "bitwarden.lock")
+    holder = subprocess.Popen([shutil.which("flock"), lock, "sleep", "30"])
+    try:
+        deadline = time.monotonic() + 10
+        while not subprocess.run([shutil.which("flock"), "-n", lock, "true"], check=False).returncode:
+            assert time.monotonic() < deadline, "the lock holder never took the lock"
+            time.sleep(0.1)
+        blocked = run(drift_cmd, tmp_path, env, timeout=20)
+        assert blocked.returncode == 0 and "Starting Ansible Pull" not in blocked.stdout
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 # -- module EXAMPLES -----------------------------------------------------------------------------------------------
@@ -421,8 +423,10 @@ def test_module_examples_run_against_the_simulator(sim_fleet, tmp_path):
     }
     defaults = {
         # The examples rely on the defaults (/opt/bitwarden/bwdata, the server's config.yml): point them here.
-        "group/selfhost.bitwarden.bitwarden": {"bwdata_path": host["billing_sync_install_dir"] + "/bwdata",
-                                                "server_url": host["billing_sync_server_url"]},
+        "group/selfhost.bitwarden.bitwarden": {
+            "bwdata_path": host["billing_sync_install_dir"] + "/bwdata",
+            "server_url": host["billing_sync_server_url"],
+        },
         "selfhost.bitwarden.bitwarden_cloud_comm": {"bwdata_path": host["billing_sync_install_dir"] + "/bwdata"},
     }
     if host.get("billing_sync_ca_path"):
