@@ -5,6 +5,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 
 import requests
 import yaml
@@ -61,3 +62,36 @@ def test_install_dir_layout(sim_fleet):
     assert (root / "bwdata" / "logs" / "api" / "Api").is_dir()
     uid, gid = (65534, 65534) if os.getuid() == 0 else (os.getuid(), os.getgid())
     assert (root / "bwdata" / "env" / "uid.env").read_text() == f"LOCAL_UID={uid}\nLOCAL_GID={gid}\n"
+
+
+def cpu_ticks(pid):
+    with open(f"/proc/{pid}/stat", encoding="utf-8") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def test_many_instances_idle_without_cpu_and_parallel_fleets(tmp_path):
+    """One process for many instances, no poll loop while idle; two fleets side by side on free ports."""
+    import concurrent.futures  # pylint: disable=import-outside-toplevel
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda d: run("up", "--dir", str(d), "--instances", "60"), dirs))
+    try:
+        assert [r.returncode for r in results] == [0, 0], [r.stderr for r in results]
+        controls = [json.loads((d / "control.json").read_text()) for d in dirs]
+        assert controls[0]["port"] != controls[1]["port"]
+        urls = set()
+        for directory in dirs:
+            inventory = yaml.safe_load((directory / "inventory.yml").read_text())
+            urls |= {h["billing_sync_server_url"] for h in inventory["all"]["children"]["bitwarden"]["children"]["bitwarden_us"]["hosts"].values()}
+        assert len(urls) == 120
+        pid = controls[0]["pid"]
+        with open(f"/proc/{pid}/status", encoding="utf-8") as handle:
+            threads = int(next(line for line in handle if line.startswith("Threads:")).split()[1])
+        assert threads <= 3  # main + acceptor (+ a finishing connection thread), not one per instance
+        before = cpu_ticks(pid)
+        time.sleep(2)
+        assert cpu_ticks(pid) - before <= 2  # ticks are 10 ms: idle means (almost) nothing
+    finally:
+        for directory in dirs:
+            run("down", "--dir", str(directory))

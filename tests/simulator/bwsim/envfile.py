@@ -13,8 +13,12 @@ class EnvFileError(ValueError):
     """docker compose refuses the file (the message is what compose prints)."""
 
 
+ALNUM_TABLE = bytes(ord(ALNUM[i % len(ALNUM)]) for i in range(256))
+
+
 def random_string(length):
-    return "".join(secrets.choice(ALNUM) for dummy in range(length))
+    """Random letters and digits like Setup's SecureRandomString (the slight modulo bias is irrelevant here)."""
+    return secrets.token_bytes(length).translate(ALNUM_TABLE).decode("ascii")
 
 
 # --- reading: docker compose env_file semantics -------------------------------------------------------------

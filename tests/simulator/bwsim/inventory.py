@@ -37,6 +37,6 @@ def write_inventory(path, instances, ca_path):
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as handle:
         handle.write("---\n# Written by bwsim up; holds test credentials for the simulated fleet.\n")
-        yaml.safe_dump(document, handle, default_flow_style=False, sort_keys=False)
+        yaml.dump(document, handle, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), default_flow_style=False, sort_keys=False)
     os.chmod(tmp, 0o600)
     os.replace(tmp, path)

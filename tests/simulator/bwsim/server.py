@@ -9,7 +9,6 @@ import sys
 import threading
 import traceback
 
-from . import tlsutil
 from .cloud import Clouds
 from .fleet import FleetError
 from .httpserver import Acceptor, Listener, json_response
@@ -36,6 +35,8 @@ class Simulator:
         self.ca_path = os.path.join(self.directory, "ca.pem")
         self.ssl_context = None
         if any(spec["tls"] for spec in specs):
+            # cryptography takes a tenth of a second to import: only fleets with TLS pay for it
+            from . import tlsutil  # pylint: disable=import-outside-toplevel
             self.ssl_context = tlsutil.server_context(tlsutil.make_certificates(self.directory))
         self.control = Listener(self.acceptor, self.handle_control)
         self.control_url = f"http://127.0.0.1:{self.control.port}"
@@ -102,7 +103,7 @@ def serve(directory, specs):
     while not sim.stopping.wait(3600):
         pass
     # let the shutdown response reach the client before the sockets go
-    threading.Event().wait(0.2)
+    threading.Event().wait(0.05)
     sim.log("shutting down")
     try:
         os.unlink(os.path.join(sim.directory, "control.json"))
