@@ -19,7 +19,7 @@ COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/selfhost/bitwarden
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_HOME := $(CACHE)/ansible-home
 export ANSIBLE_LOCAL_TEMP := $(CACHE)/ansible-home/tmp
-export ANSIBLE_REMOTE_TEMP := /tmp/.ansible-selfhost-bitwarden
+export ANSIBLE_SSH_CONTROL_PATH_DIR := $(CACHE)/ansible-home/cp
 export ANSIBLE_PYTHON_INTERPRETER := $(PY)
 export ANSIBLE_NOCOWS := 1
 export ANSIBLE_FORCE_COLOR := 0
@@ -110,7 +110,7 @@ integration: collection
 # `eval "$$(make -s env)"` gives a shell the same environment the targets use.
 env:
 	@echo "export PATH='$(PATH)' ANSIBLE_COLLECTIONS_PATH='$(ANSIBLE_COLLECTIONS_PATH)' ANSIBLE_HOME='$(ANSIBLE_HOME)'"
-	@echo "export ANSIBLE_LOCAL_TEMP='$(ANSIBLE_LOCAL_TEMP)' ANSIBLE_REMOTE_TEMP='$(ANSIBLE_REMOTE_TEMP)' ANSIBLE_PYTHON_INTERPRETER='$(ANSIBLE_PYTHON_INTERPRETER)'"
+	@echo "export ANSIBLE_LOCAL_TEMP='$(ANSIBLE_LOCAL_TEMP)' ANSIBLE_SSH_CONTROL_PATH_DIR='$(ANSIBLE_SSH_CONTROL_PATH_DIR)' ANSIBLE_PYTHON_INTERPRETER='$(ANSIBLE_PYTHON_INTERPRETER)'"
 	@echo "export XDG_CACHE_HOME='$(XDG_CACHE_HOME)' MOLECULE_GLOB='$(MOLECULE_GLOB)' ANSIBLE_NOCOWS=1"
 
 molecule: collection system-packages
