@@ -100,13 +100,17 @@ def serve(directory, specs):
         return 1
     signal.signal(signal.SIGTERM, lambda *_: sim.stopping.set())
     signal.signal(signal.SIGINT, lambda *_: sim.stopping.set())
-    while not sim.stopping.wait(3600):
-        pass
+    control_file = os.path.join(sim.directory, "control.json")
+    # A fleet whose directory was deleted (e.g. pytest's old tmp dirs after an aborted run) stops on its own.
+    while not sim.stopping.wait(30):
+        if not os.path.exists(control_file):
+            sim.log("control.json is gone; stopping")
+            break
     # let the shutdown response reach the client before the sockets go
     threading.Event().wait(0.05)
     sim.log("shutting down")
     try:
-        os.unlink(os.path.join(sim.directory, "control.json"))
+        os.unlink(control_file)
     except FileNotFoundError:
         pass
     sim.close()
