@@ -91,10 +91,15 @@ def ansible_env(extra=None):
 
 def run_playbook(playbook, inventory, *, extra_vars=None, check=False, diff=False, verbosity=0, tags=None,
                  skip_tags=None, limit=None, forks=None, env=None, timeout=600):
-    """Run `playbook` against `inventory`; return a PlaybookRun (never raises on a failed play)."""
+    """Run `playbook` against `inventory` (a path, or a list of paths: later ones override host variables).
+
+    Returns a PlaybookRun; never raises on a failed play.
+    """
     with tempfile.TemporaryDirectory(prefix="bw-run-") as scratch:
         record = Path(scratch) / "record.jsonl"
-        cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), str(playbook)]
+        cmd = [str(Path(sys.executable).parent / "ansible-playbook"), str(playbook)]
+        for source in inventory if isinstance(inventory, (list, tuple)) else [inventory]:
+            cmd += ["-i", str(source)]
         if extra_vars:
             vars_file = Path(scratch) / "extra_vars.json"
             vars_file.write_text(json.dumps(extra_vars), encoding="utf-8")
@@ -151,6 +156,13 @@ def assert_no_secrets(text, secrets):
         assert secret, "secret #%d is empty: the test would prove nothing" % index
         for form in secret_forms(secret):
             assert form not in text, "secret #%d leaked into the output" % index
+
+
+def override_host_vars(directory, overrides):
+    """Write an inventory that overrides host variables ({host: {var: value}}); pass it after the fleet's."""
+    path = Path(directory) / "override-inventory.yml"
+    path.write_text(yaml.safe_dump({"all": {"hosts": overrides}}), encoding="utf-8")
+    return path
 
 
 def load_yaml(path):

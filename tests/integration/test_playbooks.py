@@ -1,0 +1,100 @@
+"""The fleet playbooks users run: status (read-only report), rollout (canary ramp), rotate_token (no restarts)."""
+
+import json
+from pathlib import Path
+
+from helpers.ansible_run import assert_no_secrets, override_host_vars, run_playbook
+
+REPO = Path(__file__).resolve().parents[2]
+PLAYBOOKS = REPO / "playbooks"
+
+
+def fleet_secrets(fleet):
+    secrets = []
+    for name in fleet.names:
+        host = fleet.host_vars(name)
+        secrets += [host["billing_sync_client_secret"], host["billing_sync_token"]]
+    return secrets
+
+
+def test_status_reports_drift_then_sync_and_writes_json_and_markdown(sim_fleet, tmp_path):
+    fleet = sim_fleet([{"name": "bw-a"}, {"name": "bw-b", "region": "EU"}, {"name": "bw-c", "version": "2025.12.0"}],
+                      allow_root=True, restart_delay=0.2, warmup=0.1)
+    report_dir = tmp_path / "report"
+    report_dir.mkdir()
+    before = run_playbook(PLAYBOOKS / "status.yml", fleet.inventory,
+                          extra_vars={"billing_sync_report_dir": str(report_dir)}).assert_ok()
+    assert all(before.stats[name]["changed"] == 0 for name in fleet.names), before.output
+    rows = {row["host"]: row for row in json.loads((report_dir / "billing-sync-report.json").read_text())}
+    assert sorted(rows) == ["bw-a", "bw-b", "bw-c"]
+    assert rows["bw-a"]["drift"] == ["cloud communication off", "no billing sync token", "never synced"]
+    assert rows["bw-b"]["drift"][0] == "cloud communication off"
+    assert rows["bw-c"]["version"] == "2025.12.0"
+    markdown = (report_dir / "billing-sync-report.md").read_text()
+    assert markdown.count("\n") == 2 + 3
+    assert "| bw-b | 2026.8.0 | EU | off | not configured | never |" in markdown
+    for name in fleet.names:
+        assert fleet.client.instance(name)["counters"]["writes"] == 0
+        assert fleet.client.bitwarden_sh_calls(name) == []
+
+    drift_gate = run_playbook(PLAYBOOKS / "status.yml", fleet.inventory,
+                              extra_vars={"billing_sync_report_dir": str(report_dir), "billing_sync_fail_on_drift": True})
+    assert drift_gate.rc != 0
+    assert "bw-a, bw-b, bw-c drifted" in drift_gate.output
+
+    run_playbook(PLAYBOOKS / "rollout.yml", fleet.inventory).assert_ok()
+    after = run_playbook(PLAYBOOKS / "status.yml", fleet.inventory,
+                         extra_vars={"billing_sync_report_dir": str(report_dir), "billing_sync_fail_on_drift": True}).assert_ok()
+    rows = {row["host"]: row for row in json.loads((report_dir / "billing-sync-report.json").read_text())}
+    assert all(row["drift"] == [] for row in rows.values()), rows
+    assert rows["bw-b"]["region"] == "EU"
+    table = "\n".join(after.results("Print the report", "localhost")[0]["result"]["msg"])
+    assert table.splitlines()[0].split()[:3] == ["host", "version", "region"]
+    assert table.count("in sync") == 3
+    assert_no_secrets(before.output + drift_gate.output + after.output + markdown, fleet_secrets(fleet))
+
+
+def test_status_reports_an_unreadable_host_instead_of_stopping(sim_fleet, tmp_path):
+    fleet = sim_fleet([{"name": "bw-ok"}, {"name": "bw-badkey"}], allow_root=True)
+    bad_key = override_host_vars(tmp_path, {"bw-badkey": {"billing_sync_client_secret": "not-the-secret"}})
+    run = run_playbook(PLAYBOOKS / "status.yml", [fleet.inventory, bad_key],
+                       extra_vars={"billing_sync_report_dir": str(tmp_path)})
+    assert run.rc == 0, run.output
+    rows = {row["host"]: row for row in json.loads((tmp_path / "billing-sync-report.json").read_text())}
+    assert rows["bw-ok"]["drift"][0] == "cloud communication off"
+    assert rows["bw-badkey"]["drift"] == ["unknown"]
+    assert "invalid_client" in rows["bw-badkey"]["error"]
+
+
+def test_rollout_canary_stops_the_fleet_at_the_first_failed_batch(sim_fleet):
+    fleet = sim_fleet([{"name": "bw-1", "faults": {"restart": "fail"}}] + [{"name": "bw-%d" % i} for i in range(2, 6)],
+                      allow_root=True, restart_delay=0.2, warmup=0.1)
+    run = run_playbook(PLAYBOOKS / "rollout.yml", fleet.inventory)
+    assert run.rc != 0
+    # bw-1 is the canary batch; its failure must keep the other four untouched.
+    for name in ("bw-2", "bw-3", "bw-4", "bw-5"):
+        assert fleet.client.bitwarden_sh_calls(name) == []
+        assert fleet.client.instance(name)["counters"]["writes"] == 0
+
+
+def test_rotate_token_updates_without_restart_and_proves_the_new_token(sim_fleet, tmp_path):
+    fleet = sim_fleet([{"name": "bw-rot-1"}, {"name": "bw-rot-2"}], allow_root=True, restart_delay=0.2, warmup=0.1)
+    run_playbook(PLAYBOOKS / "rollout.yml", fleet.inventory).assert_ok()
+    synced_before = {name: fleet.client.instance(name)["connection"]["config"]["LastLicenseSync"] for name in fleet.names}
+
+    new_tokens = {name: fleet.client.rotate_billing_sync_token(name) for name in fleet.names}
+    for name in fleet.names:
+        fleet.client.reset_counters(name)
+    # Each organization has its own token: host variables, as in a real inventory.
+    inventory = [fleet.inventory, override_host_vars(tmp_path, {name: {"billing_sync_token": token} for name, token in new_tokens.items()})]
+    rotated = run_playbook(PLAYBOOKS / "rotate_token.yml", inventory).assert_ok()
+    for name in fleet.names:
+        state = fleet.client.instance(name)
+        assert state["connection"]["config"]["BillingSyncKey"] == new_tokens[name]
+        assert state["connection"]["config"]["LastLicenseSync"] > synced_before[name]
+        assert state["counters"]["cloud_calls"] > 0
+        assert len([call for call in fleet.client.bitwarden_sh_calls(name) if call["command"] == "restart"]) == 1
+    assert_no_secrets(rotated.output, list(new_tokens.values()))
+
+    again = run_playbook(PLAYBOOKS / "rotate_token.yml", inventory).assert_ok()
+    assert again.changed_total() == 0
