@@ -16,6 +16,7 @@ def fleet(module_fleet):
         {"name": "happy"}, {"name": "disabled"}, {"name": "envedit"}, {"name": "noconn"}, {"name": "wrongkey"}, {"name": "unreachable"},
         {"name": "eu-mismatch", "region": "EU"}, {"name": "eu-ok", "region": "EU"}, {"name": "order"},
         {"name": "v2023", "version": "2023.1.0"}, {"name": "custom-url"}, {"name": "disabled-conn"}, {"name": "eu-api-only", "region": "EU"},
+        {"name": "rotated"},
     ])
 
 
@@ -164,3 +165,21 @@ def test_invalid_api_uri_is_a_server_error(api):
     prepare(api)
     response = sync(api)
     assert (response.status_code, response.json()["message"]) == (500, "An unhandled server error has occurred.")
+
+
+@pytest.mark.instance("rotated")
+def test_rotated_token_replaces_the_old_one_in_the_cloud(api):
+    enable_cloud(api)
+    prepare(api)
+    assert sync(api).status_code == 200
+    new_token = api.fleet.client.rotate_billing_sync_token(api.name)
+    assert new_token != api.state["billing_sync_token"]
+    assert api.refresh()["billing_sync_token"] == new_token
+    failed = sync(api)
+    assert (failed.status_code, failed.json()["message"]) == (400, GENERIC)
+    assert "Invalid Billing Sync Key" in api_log(api)
+    conn = api.call("GET", f"/api/organizations/connections/{api.org}/1", api.tok).json()
+    body = {"organizationId": api.org, "type": 1, "enabled": True,
+            "config": {"billingSyncKey": new_token, "LastLicenseSync": conn["config"]["LastLicenseSync"]}}
+    assert api.call("PUT", f"/api/organizations/connections/{conn['id']}", api.tok, json=body).status_code == 200
+    assert sync(api).status_code == 200

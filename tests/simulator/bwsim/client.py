@@ -34,6 +34,10 @@ class SimClient:
     def reset_counters(self, name):
         return self._call("POST", f"/_sim/instances/{name}/reset-counters", {})
 
+    def rotate_billing_sync_token(self, name):
+        """Generate a new token in the instance's cloud organization (the old one stops working); returns it."""
+        return self._call("POST", f"/_sim/instances/{name}/rotate-billing-sync-token", {})["billing_sync_token"]
+
     def bitwarden_sh(self, name, command, user="bwsim-client", timeout=600):
         """What bitwarden.sh asks the simulator to do, without the script (no log line, no root prompt)."""
         return self._call("POST", f"/_sim/instances/{name}/bitwarden-sh", {"command": command, "user": user}, timeout)

@@ -139,6 +139,13 @@ class Instance:  # pylint: disable=too-many-instance-attributes
             self.faults = normalized
             self._apply_cloud_faults()
 
+    def rotate_billing_sync_token(self):
+        """An owner generated a new billing sync token in the cloud web vault: the old one stops working there."""
+        with self.lock:
+            self.inventory_token = envfile.random_string(30)
+            self._apply_cloud_faults()
+            return self.inventory_token
+
     def _apply_cloud_faults(self):
         """wrong_billing_sync_token: the cloud holds another token than the inventory's."""
         key = self.inventory_token

@@ -77,6 +77,9 @@ class Simulator:
             if action == "reset-counters" and request.method == "POST":
                 inst.counters.reset()
                 return json_response(200, inst.counters.snapshot())
+            if action == "rotate-billing-sync-token" and request.method == "POST":
+                self.log(f"{inst.name}: billing sync token rotated in the cloud")
+                return json_response(200, {"billing_sync_token": inst.rotate_billing_sync_token()})
             if action == "bitwarden-sh" and request.method == "POST":
                 body = request.json()
                 output, code = inst.run_script_command(str(body.get("command", "")), str(body.get("user", "")))
