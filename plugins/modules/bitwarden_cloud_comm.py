@@ -57,18 +57,15 @@ extends_documentation_fragment:
   - selfhost.bitwarden.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details:
       - Reads the files and predicts every return value; writes nothing and makes no backup.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details:
       - The diff shows the whole env file with the value of every secret-looking key (passwords, keys, connection strings,
         installation id and key) replaced by C(********).
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
 notes:
   - C(./bitwarden.sh rebuild), C(updateconf) and C(update) keep the values this module writes (contract of Setup's

@@ -22,13 +22,6 @@ extends_documentation_fragment:
   - selfhost.bitwarden.attributes
   - selfhost.bitwarden.attributes.action_group
   - selfhost.bitwarden.attributes.info_module
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-  idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
 options:
   organization_id:
     description:

@@ -26,17 +26,14 @@ extends_documentation_fragment:
   - selfhost.bitwarden.attributes.action_group
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details:
       - Waits in check mode too, because it only reads; after a restart that check mode skipped it returns at once.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: N/A
     details:
       - This action does not modify state.
   idempotent:
-    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
     details:
       - This action does not modify state. A token request with O(client_id) registers the module's device once
