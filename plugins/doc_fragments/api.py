@@ -70,3 +70,13 @@ notes:
     runs do not trigger new-device e-mails.
   - Secrets (client secret, access tokens, billing sync tokens) are never returned or logged.
 """
+
+    # Every module that acts on one organization.
+    ORGANIZATION = r"""
+options:
+  organization_id:
+    description:
+      - Id of the self-hosted organization (not the id of the cloud organization).
+      - When omitted and the API key's user owns exactly one organization, that one.
+    type: str
+"""

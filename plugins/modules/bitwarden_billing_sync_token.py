@@ -23,6 +23,7 @@ author:
   - selfhost.bitwarden contributors (@selfhost-bitwarden)
 extends_documentation_fragment:
   - selfhost.bitwarden.api
+  - selfhost.bitwarden.api.organization
   - selfhost.bitwarden.attributes
   - selfhost.bitwarden.attributes.action_group
 attributes:
@@ -35,11 +36,6 @@ attributes:
   idempotent:
     support: full
 options:
-  organization_id:
-    description:
-      - Id of the self-hosted organization (not the id of the cloud organization).
-      - When omitted and the API key's user owns exactly one organization, that one.
-    type: str
   billing_sync_token:
     description:
       - The billing sync token from the cloud organization.

@@ -26,6 +26,7 @@ author:
   - selfhost.bitwarden contributors (@selfhost-bitwarden)
 extends_documentation_fragment:
   - selfhost.bitwarden.api
+  - selfhost.bitwarden.api.organization
   - selfhost.bitwarden.attributes
   - selfhost.bitwarden.attributes.action_group
 attributes:
@@ -42,11 +43,6 @@ attributes:
       - With O(force=true) every run syncs and reports a change; with O(max_age) a run syncs when the last sync
         is older than O(max_age).
 options:
-  organization_id:
-    description:
-      - Id of the self-hosted organization (not the id of the cloud organization).
-      - When omitted and the API key's user owns exactly one organization, that one.
-    type: str
   force:
     description:
       - Sync even when the organization has synced before.

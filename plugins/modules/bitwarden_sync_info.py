@@ -19,15 +19,10 @@ author:
   - selfhost.bitwarden contributors (@selfhost-bitwarden)
 extends_documentation_fragment:
   - selfhost.bitwarden.api
+  - selfhost.bitwarden.api.organization
   - selfhost.bitwarden.attributes
   - selfhost.bitwarden.attributes.action_group
   - selfhost.bitwarden.attributes.info_module
-options:
-  organization_id:
-    description:
-      - Id of the self-hosted organization (not the id of the cloud organization).
-      - When omitted and the API key's user owns exactly one organization, that one.
-    type: str
 seealso:
   - module: selfhost.bitwarden.bitwarden_billing_sync_token
   - module: selfhost.bitwarden.bitwarden_license_sync
