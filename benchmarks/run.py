@@ -207,15 +207,16 @@ def row_size(rows):
 
 
 def render(meta, table):
-    lines = ["| N | run | wall s (median) | × floor | × baseline | CPU s | CPU ms/host | max RSS MB | restarts | HTTP req/host | cloud calls/host | changed | converged |",
+    lines = ["| N | run | wall s (median) | × floor | × baseline | CPU s | CPU ms/host | max RSS MB | restarts | HTTP req/host "
+             "| cloud calls/host | changed | converged |",
              "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for size, rows in sorted(table.items()):
         for kind, label in KINDS:
             row = rows[kind]
-            lines.append("| %d | %s | %.1f (%d run%s, %.1f–%.1f) | %.2f | %s | %.1f | %.0f | %.0f | %d | %.1f | %.2f | %d | %s |" % (
+            lines.append("| %d | %s | %.1f (%d run%s, %.1f–%.1f) | %.2f | %s | %.1f | %.0f | %s | %d | %.1f | %.2f | %d | %s |" % (
                 size, label, row["wall"], row["runs"], "" if row["runs"] == 1 else "s", row["wall_min"], row["wall_max"],
                 row["x_floor"], "%.2f" % row["x_baseline"] if row["x_baseline"] else "",
-                row["cpu"], 1000.0 * row["cpu"] / size, row["maxrss_mb"], row["restarts"], row["requests_per_host"],
+                row["cpu"], 1000.0 * row["cpu"] / size, "%.0f" % row["maxrss_mb"] if row["maxrss_mb"] else "n/a", row["restarts"], row["requests_per_host"],
                 row["cloud_calls_per_host"], row["changed"],
                 "" if kind == "floor" else "%d/%d" % (row["converged_hosts"], size)))
     targets = []
@@ -296,6 +297,24 @@ def ansible_core_version():
     return match.group(1) if match else "?"
 
 
+LOG_LINE = re.compile(r"\[bench (?P<time>[0-9:]+)\]   n=(?P<size>\d+) (?P<kind>\S+) +\S+ wall (?P<wall>[0-9.]+) s cpu (?P<cpu>[0-9.]+) s "
+                      r"rc (?P<rc>\d+) changed (?P<changed>\d+) restarts (?P<restarts>\d+) req/host (?P<req>[0-9.]+) "
+                      r"cloud/host (?P<cloud>[0-9.]+) converged (?P<conv>\d+)")
+
+
+def table_from_log(path):
+    """Rebuild the measurements of an interrupted run from its progress log (peak RSS is not in the log: 0)."""
+    runs = {}
+    with open(path, encoding="utf-8") as handle:
+        for match in LOG_LINE.finditer(handle.read()):
+            runs.setdefault(int(match["size"]), {}).setdefault(match["kind"], []).append({
+                "wall": float(match["wall"]), "cpu": float(match["cpu"]), "rc": int(match["rc"]), "changed": int(match["changed"]),
+                "restarts": int(match["restarts"]), "requests_per_host": float(match["req"]), "cloud_calls_per_host": float(match["cloud"]),
+                "converged_hosts": int(match["conv"]), "maxrss_mb": 0.0})
+    complete = {size: kinds for size, kinds in runs.items() if len(kinds) == len(KINDS)}
+    return {size: {kind: summary(items) for kind, items in kinds.items()} for size, kinds in complete.items()}
+
+
 def main():
     os.makedirs(os.path.join(WORK, "logs"), exist_ok=True)
     os.makedirs(RESULTS, exist_ok=True)
@@ -304,8 +323,13 @@ def main():
             "load_before": "%.2f %.2f %.2f" % os.getloadavg(), "sizes": SIZES}
     started = time.monotonic()
     table = {}
-    for size in SIZES:
+    if len(sys.argv) == 3 and sys.argv[1] == "--from-log":
+        # Re-render the complete sizes of an interrupted run from its progress log.
+        table = table_from_log(sys.argv[2])
+        meta.update(sizes=sorted(table), from_log=sys.argv[2], load_before=os.environ.get("BENCH_LOAD_BEFORE", "?"))
+    for size in SIZES if not table else []:
         table[size] = bench_size(size)
+    for size in table:
         table[size]["floor"]["size"] = size
     meta["load_after"] = "%.2f %.2f %.2f" % os.getloadavg()
     meta["duration_s"] = round(time.monotonic() - started, 1)
@@ -313,7 +337,9 @@ def main():
     stem = datetime.date.today().isoformat()
     body = render(meta, table)
     with open(os.path.join(RESULTS, stem + ".md"), "w", encoding="utf-8") as handle:
-        handle.write("# Fleet benchmark %s\n\n%s\n\nWhole run: %.0f s. Logs of every run: benchmarks/work/logs/.\n" % (stem, body, meta["duration_s"]))
+        run_note = ("Re-rendered from the progress log of an interrupted run (%s); sizes not finished are left out."
+                    % meta["from_log"]) if meta.get("from_log") else "Whole run: %.0f s." % meta["duration_s"]
+        handle.write("# Fleet benchmark %s\n\n%s\n\n%s Logs of every run: benchmarks/work/logs/.\n" % (stem, body, run_note))
     with open(os.path.join(RESULTS, stem + ".json"), "w", encoding="utf-8") as handle:
         json.dump({"meta": meta, "results": {str(size): rows for size, rows in table.items()}}, handle, indent=1, sort_keys=True)
     plot(table, os.path.join(RESULTS, stem + ".png"))
