@@ -24,6 +24,7 @@ export ANSIBLE_PYTHON_INTERPRETER := $(PY)
 export ANSIBLE_NOCOWS := 1
 export ANSIBLE_FORCE_COLOR := 0
 export XDG_CACHE_HOME := $(CACHE)/xdg
+export MPLCONFIGDIR := $(CACHE)/matplotlib
 export MOLECULE_GLOB := molecule/*/molecule.yml
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # Real interpreter directories instead of pyenv shims: ansible's interpreter discovery and ansible-test break on the shims.
