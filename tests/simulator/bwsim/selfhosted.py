@@ -285,13 +285,18 @@ class SelfHostedApi:
             if inst.find_connection(org_id, conn_type) is not None:
                 raise bad_request(f"The requested organization already has a connection of type {type_name(conn_type)}. "
                                   "Only one of each connection type may exist per organization.")
-        if conn_type not in CONNECTION_TYPES:
-            raise bad_request(f"Unknown Organization connection Type: {type_name(conn_type)}")
-        config = self.typed_config(conn_type, model["config"])
-        if conn_type == 1:
-            self.validate_billing_sync(org_id, config)
+        config = self.checked_config(org_id, conn_type, model["config"])
         row = inst.store_connection(None, conn_type, org_id, model["enabled"], config)
         return json_response(200, self.connection_response(row))
+
+    def checked_config(self, org_id, conn_type, raw_config):
+        """The last checks create and update share, in the server's order: type, config shape, license."""
+        if conn_type not in CONNECTION_TYPES:
+            raise bad_request(f"Unknown Organization connection Type: {type_name(conn_type)}")
+        config = self.typed_config(conn_type, raw_config)
+        if conn_type == 1:
+            self.validate_billing_sync(org_id, config)
+        return config
 
     def update_connection(self, request, params):
         principal = self.application(request)
@@ -314,11 +319,7 @@ class SelfHostedApi:
         if other is not None and other["id"] != connection_id:
             raise bad_request(f"The requested organization already has a connection of type {type_name(conn_type)}. "
                               "Only one of each connection type may exist per organization.")
-        if conn_type not in CONNECTION_TYPES:
-            raise bad_request(f"Unknown Organization connection Type: {type_name(conn_type)}")
-        config = self.typed_config(conn_type, model["config"])
-        if conn_type == 1:
-            self.validate_billing_sync(model["organizationId"], config)
+        config = self.checked_config(model["organizationId"], conn_type, model["config"])
         row = inst.store_connection(connection_id, conn_type, model["organizationId"], model["enabled"], config)
         return json_response(200, self.connection_response(row))
 
