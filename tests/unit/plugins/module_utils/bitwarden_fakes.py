@@ -1,4 +1,4 @@
-"""A scripted stand-in for ``open_url`` and a runner for the API modules, shared by the unit tests.
+"""A scripted stand-in for the client's ``Request`` and a runner for the API modules, shared by the unit tests.
 
 Every expected request is listed in order with its method and URL; the fake asserts each one (and optionally
 its headers, form or JSON body) and answers with the scripted status and body or raises the scripted error.
@@ -106,6 +106,17 @@ class FakeClock:
         self.now += seconds
 
 
+class FakeRequest:
+    """Stands in for ``urls.Request``: keeps the client's settings and hands every ``open`` to the scripted server."""
+
+    def __init__(self, server, **settings):
+        self.server = server
+        self.settings = settings
+
+    def open(self, method, url, data=None, headers=None):
+        return self.server(url, data=data, headers=headers, method=method, **self.settings)
+
+
 class FakeServer:
     def __init__(self, calls):
         self.calls = list(calls)
@@ -147,7 +158,8 @@ def fake_server(monkeypatch):
     """fake_server(calls, *modules) installs the fake (and its clock in the client and ``modules``) and returns it."""
     def install(calls, *modules):
         server = FakeServer(calls)
-        monkeypatch.setattr(_bitwarden_api, "open_url", server)
+        monkeypatch.setattr(_bitwarden_api, "Request", lambda **settings: FakeRequest(server, **settings))
+        monkeypatch.setattr(_bitwarden_api, "make_context", lambda **settings: ("tls context", settings))
         for module in (_bitwarden_api,) + modules:
             monkeypatch.setattr(module, "time", server.clock)
         return server

@@ -140,6 +140,9 @@ def test_token_request_fields_headers_and_bearer(fake_server):
     assert headers["Bitwarden-Client-Version"] == "2026.8.0"
     assert kwargs["validate_certs"] is True and kwargs["timeout"] == 30
     assert ACCESS_TOKEN in client.module.no_log_values
+    # Both requests share one TLS context, made once with the client's certificate settings.
+    assert server.seen[1][4]["context"] is kwargs["context"]
+    assert kwargs["context"] == ("tls context", {"cafile": None, "validate_certs": True})
 
 
 def test_organization_key_asks_for_the_organization_scope(fake_server):
