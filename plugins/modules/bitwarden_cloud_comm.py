@@ -53,6 +53,14 @@ options:
       - Make a timestamped copy of the env file next to it before changing it.
     type: bool
     default: false
+  install_user:
+    description:
+      - The user that owns the installation (C(bitwarden) in Bitwarden's install guide).
+      - When set, the module first checks that C(bitwarden.sh) sits in the directory that holds O(bwdata_path), that
+        the user the task runs as may execute it and that it belongs to this user, and fails without changing anything
+        otherwise. A handler that runs C(./bitwarden.sh restart) as this user can then rely on both.
+    type: str
+    version_added: 0.2.0
 extends_documentation_fragment:
   - selfhost.bitwarden.attributes
 attributes:
@@ -90,6 +98,8 @@ EXAMPLES = r"""
     bwdata_path: /home/bitwarden/bwdata
     region: EU
     backup: true
+    # First check that /home/bitwarden/bitwarden.sh exists and belongs to the user the restart below runs as.
+    install_user: bitwarden
   become: true
   register: cloud_comm
 
@@ -159,6 +169,7 @@ push_relay_enabled:
 """
 
 import os
+import pwd
 import re
 import stat
 import tempfile
@@ -183,6 +194,28 @@ def is_file(module, path):
         return False
     except OSError as exc:
         module.fail_json(msg="Cannot access %s: %s. %s" % (path, exc.strerror, _BECOME))
+
+
+def check_installation(module, bwdata, install_user):
+    """Fail unless bitwarden.sh beside bwdata exists, may be run by us and belongs to ``install_user``."""
+    install_dir = os.path.dirname(os.path.normpath(bwdata))
+    script = os.path.join(install_dir, "bitwarden.sh")
+    if not is_file(module, script):
+        module.fail_json(msg="No bitwarden.sh at %s, the directory that holds bwdata_path: point bwdata_path at the bwdata "
+                             "directory of a bitwarden.sh installation (role: set billing_sync_install_dir to the directory "
+                             "that holds bitwarden.sh and bwdata)." % install_dir)
+    if not os.access(script, os.X_OK):
+        module.fail_json(msg="%s is not executable by %s, the user this task runs as: fix its mode (chmod u+x) or run the "
+                             "task as the install user." % (script, pwd.getpwuid(os.geteuid()).pw_name))
+    owner_uid = os.stat(script).st_uid
+    try:
+        owner = pwd.getpwuid(owner_uid).pw_name
+    except KeyError:
+        module.fail_json(msg="The owner of %s (uid %d) is not a known user: give the installation to the install user "
+                             "(chown) and set install_user (role: billing_sync_user) to it." % (script, owner_uid))
+    if owner != install_user:
+        module.fail_json(msg="install_user is '%s' but %s belongs to '%s': set install_user (role: billing_sync_user) to "
+                             "the install user." % (install_user, script, owner))
 
 
 def read_bytes(module, path, what, fix):
@@ -247,12 +280,15 @@ def main():
             enabled=dict(type="bool", default=True),
             region=dict(type="str", default="US", choices=list(_regions.REGIONS)),
             backup=dict(type="bool", default=False),
+            install_user=dict(type="str"),
         ),
         supports_check_mode=True,
     )
     bwdata = module.params["bwdata_path"]
     env_file = module.params["env_file"] or os.path.join(bwdata, "env", "global.override.env")
     config_path = os.path.join(bwdata, "config.yml")
+    if module.params["install_user"]:
+        check_installation(module, bwdata, module.params["install_user"])
     if not is_file(module, config_path):
         module.fail_json(msg="No Bitwarden installation at %s: %s does not exist. Set bwdata_path to the bwdata directory of "
                              "the installation (the one that holds config.yml and env/)." % (bwdata, config_path))

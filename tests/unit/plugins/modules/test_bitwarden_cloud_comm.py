@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 
 import pytest
 from ansible.module_utils.testing import patch_module_args
@@ -207,6 +208,54 @@ def test_no_installation(tmp_path, run):
     (install.bwdata / "config.yml").unlink()
     msg = fails(install, run, "No Bitwarden installation at %s" % install.bwdata)
     assert "Set bwdata_path" in msg
+
+
+def _script(install, mode=0o755, uid=None):
+    script = install.bwdata.parent / "bitwarden.sh"
+    script.write_text("#!/bin/sh\n", encoding="utf-8")
+    script.chmod(mode)
+    if uid is not None:
+        os.chown(script, uid, -1)
+    return script
+
+
+def test_install_user_owning_bitwarden_sh_passes(install, run):
+    _script(install)
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    result = run(install, install_user=me, region="EU")
+    assert result["changed"] and result["settings"] == EU
+
+
+def test_install_user_check_comes_first_and_changes_nothing(install, run):
+    msg = fails(install, run, "No bitwarden.sh at %s, the directory that holds bwdata_path" % install.bwdata.parent,
+                install_user="bitwarden")
+    assert "billing_sync_install_dir" in msg
+
+
+def test_install_user_is_not_the_owner(install, run):
+    script = _script(install)
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    msg = fails(install, run, "install_user is 'someone-else' but %s belongs to '%s'" % (script, me),
+                install_user="someone-else")
+    assert "billing_sync_user" in msg
+
+
+def test_bitwarden_sh_not_executable(install, run, monkeypatch):
+    script = _script(install, mode=0o644)
+    # root may execute anything with an x bit only; the check is os.access, so pin its answer for any uid.
+    monkeypatch.setattr(bitwarden_cloud_comm.os, "access", lambda path, mode: False)
+    fails(install, run, "%s is not executable by" % script, install_user="bitwarden")
+
+
+def test_bitwarden_sh_owned_by_unknown_uid(install, run, monkeypatch):
+    script = _script(install)
+    uid = script.stat().st_uid
+
+    def getpwuid(wanted):
+        raise KeyError("getpwuid(): uid not found: %d" % wanted)
+    monkeypatch.setattr(bitwarden_cloud_comm.pwd, "getpwuid", getpwuid)
+    msg = fails(install, run, "The owner of %s (uid %d) is not a known user" % (script, uid), install_user="bitwarden")
+    assert "install_user" in msg
 
 
 def test_env_file_missing(install, run):
