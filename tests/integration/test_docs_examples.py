@@ -396,6 +396,7 @@ def module_example_substitutions(fleet, name, tmp_path):
         "/home/bitwarden/bwdata": install + "/bwdata",
         "chdir: /home/bitwarden": "chdir: " + install,
         "become_user: bitwarden": "become_user: " + host["billing_sync_user"],
+        "install_user: bitwarden": "install_user: " + host["billing_sync_user"],
         "dest: /tmp/report.md": "dest: %s/report.md" % tmp_path,
     }
 
@@ -505,10 +506,10 @@ def _tasks(items):
 
 
 def role_messages():
-    """msg of fail tasks and fail_msg of assert tasks in the role and the playbooks; the quoted strings inside their
+    """msg of fail tasks and fail_msg of assert tasks in the role (tasks and handlers) and the playbooks; the quoted strings inside their
     Jinja expressions count as messages of their own (the preflight check builds its message from them)."""
     messages = []
-    for path in sorted(list((REPO / "roles").rglob("tasks/*.yml")) + list((REPO / "playbooks").glob("*.yml"))):
+    for path in sorted(list((REPO / "roles").rglob("tasks/*.yml")) + list((REPO / "roles").rglob("handlers/*.yml")) + list((REPO / "playbooks").glob("*.yml"))):
         document = yaml.safe_load(path.read_text(encoding="utf-8")) or []
         plays = [item for item in document if "hosts" in item] or [{"tasks": document}]
         for play in plays:

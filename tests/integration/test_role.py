@@ -140,8 +140,8 @@ def test_root_refusal_of_the_real_script_is_explained(sim_fleet):
         ({"billing_sync_token": ""}, "set billing_sync_token"),
         ({"billing_sync_client_id": "organization.3fa85f64-5717-4562-b3fc-2c963f66afa6"}, "billing_sync_client_id must be an owner"),
         ({"billing_sync_organization_id": "not-a-guid"}, "billing_sync_organization_id must be"),
-        ({"billing_sync_install_dir": "/nonexistent/bitwarden"}, "No bitwarden.sh at /nonexistent/bitwarden"),
-        ({"billing_sync_user": "nobody"}, "billing_sync_user is 'nobody'"),
+        ({"billing_sync_install_dir": "/nonexistent/bitwarden"}, "No bitwarden.sh at /nonexistent/bitwarden, the directory that holds"),
+        ({"billing_sync_user": "nobody"}, "install_user is 'nobody' but"),
         ({"billing_sync_region": "APAC"}, "billing_sync_region"),
     ],
 )
