@@ -196,6 +196,14 @@ def is_file(module, path):
         module.fail_json(msg="Cannot access %s: %s. %s" % (path, exc.strerror, _BECOME))
 
 
+def user_name(uid):
+    """The name of ``uid``, or None when no user has it (a deleted user, a container without that passwd entry)."""
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return None
+
+
 def check_installation(module, bwdata, install_user):
     """Fail unless bitwarden.sh beside bwdata exists, may be run by us and belongs to ``install_user``."""
     install_dir = os.path.dirname(os.path.normpath(bwdata))
@@ -206,11 +214,10 @@ def check_installation(module, bwdata, install_user):
                              "that holds bitwarden.sh and bwdata)." % install_dir)
     if not os.access(script, os.X_OK):
         module.fail_json(msg="%s is not executable by %s, the user this task runs as: fix its mode (chmod u+x) or run the "
-                             "task as the install user." % (script, pwd.getpwuid(os.geteuid()).pw_name))
+                             "task as the install user." % (script, user_name(os.geteuid()) or "uid %d" % os.geteuid()))
     owner_uid = os.stat(script).st_uid
-    try:
-        owner = pwd.getpwuid(owner_uid).pw_name
-    except KeyError:
+    owner = user_name(owner_uid)
+    if owner is None:
         module.fail_json(msg="The owner of %s (uid %d) is not a known user: give the installation to the install user "
                              "(chown) and set install_user (role: billing_sync_user) to it." % (script, owner_uid))
     if owner != install_user:

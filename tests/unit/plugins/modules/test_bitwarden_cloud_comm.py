@@ -244,7 +244,15 @@ def test_bitwarden_sh_not_executable(install, run, monkeypatch):
     script = _script(install, mode=0o644)
     # root may execute anything with an x bit only; the check is os.access, so pin its answer for any uid.
     monkeypatch.setattr(bitwarden_cloud_comm.os, "access", lambda path, mode: False)
-    fails(install, run, "%s is not executable by" % script, install_user="bitwarden")
+    fails(install, run, "%s is not executable by %s, the user" % (script, pwd.getpwuid(os.geteuid()).pw_name),
+          install_user="bitwarden")
+
+
+def test_not_executable_by_a_user_without_a_name(install, run, monkeypatch):
+    script = _script(install, mode=0o644)
+    monkeypatch.setattr(bitwarden_cloud_comm.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(bitwarden_cloud_comm, "user_name", lambda uid: None)
+    fails(install, run, "%s is not executable by uid %d, the user" % (script, os.geteuid()), install_user="bitwarden")
 
 
 def test_bitwarden_sh_owned_by_unknown_uid(install, run, monkeypatch):
