@@ -299,8 +299,8 @@ class BitwardenClient:
         try:
             if self._http is None:
                 # One TLS context per module run: making one loads the CA store (~30 ms); open_url makes one per request.
+                # Given a context, Request ignores its own validate_certs/ca_path: they live in the context only.
                 self._http = Request(http_agent="selfhost.bitwarden", follow_redirects="safe", timeout=self.timeout,
-                                     validate_certs=self.validate_certs, ca_path=self.ca_path,
                                      context=make_context(cafile=self.ca_path, validate_certs=self.validate_certs))
             response = self._http.open(method, url, data=data, headers=headers)
             try:

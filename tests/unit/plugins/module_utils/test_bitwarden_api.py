@@ -138,11 +138,19 @@ def test_token_request_fields_headers_and_bearer(fake_server):
     method, url, headers, dummy, kwargs = server.seen[0]
     assert headers["Accept"] == "application/json"
     assert headers["Bitwarden-Client-Version"] == "2026.8.0"
-    assert kwargs["validate_certs"] is True and kwargs["timeout"] == 30
+    assert kwargs["timeout"] == 30
     assert ACCESS_TOKEN in client.module.no_log_values
     # Both requests share one TLS context, made once with the client's certificate settings.
     assert server.seen[1][4]["context"] is kwargs["context"]
     assert kwargs["context"] == ("tls context", {"cafile": None, "validate_certs": True})
+
+
+def test_ca_path_and_validate_certs_reach_the_tls_context(fake_server):
+    server = fake_server([Call("GET", "/api/organizations/connections/enabled", body=False)])
+    client = make_client({"ca_path": "/etc/bitwarden/ca.pem", "validate_certs": False, "access_token": ACCESS_TOKEN})
+    assert client.cloud_communication_enabled() is False
+    server.done()
+    assert server.seen[0][4]["context"] == ("tls context", {"cafile": "/etc/bitwarden/ca.pem", "validate_certs": False})
 
 
 def test_organization_key_asks_for_the_organization_scope(fake_server):
