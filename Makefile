@@ -87,7 +87,8 @@ lint: collection
 
 # ansible-test needs a real (not symlinked) ansible_collections/selfhost/bitwarden tree outside any git checkout
 # (inside one it lists only that checkout's tracked files) and an offline get-pip.
-SANITY_TREE := $(or $(TMPDIR),/tmp)/selfhost-bitwarden-sanity-$(shell id -u)/ansible_collections/selfhost/bitwarden
+# One tree per checkout (several worktrees may run sanity at once).
+SANITY_TREE := $(or $(TMPDIR),/tmp)/selfhost-bitwarden-sanity-$(shell id -u)-$(shell printf %s '$(ROOT)' | cksum | cut -d' ' -f1)/ansible_collections/selfhost/bitwarden
 SANITY_HOME := $(CACHE)/sanity-home
 sanity: collection system-packages
 	flock $(CACHE)/sanity.lock $(MAKE) --no-print-directory sanity-locked
@@ -114,8 +115,9 @@ env:
 	@echo "export ANSIBLE_LOCAL_TEMP='$(ANSIBLE_LOCAL_TEMP)' ANSIBLE_SSH_CONTROL_PATH_DIR='$(ANSIBLE_SSH_CONTROL_PATH_DIR)' ANSIBLE_PYTHON_INTERPRETER='$(ANSIBLE_PYTHON_INTERPRETER)'"
 	@echo "export XDG_CACHE_HOME='$(XDG_CACHE_HOME)' MPLCONFIGDIR='$(MPLCONFIGDIR)' MOLECULE_GLOB='$(MOLECULE_GLOB)' ANSIBLE_NOCOWS=1"
 
+# The ssh scenario binds fixed loopback addresses: one molecule run per machine at a time.
 molecule: collection system-packages
-	molecule test --all
+	flock $(or $(TMPDIR),/tmp)/selfhost-bitwarden-molecule.lock molecule test --all
 
 # Docs, offline, everything under .cache/docs: changelog lint, docs lint (modules, filter, role specs, guides),
 # then the HTML site (antsibull-docs + Sphinx, intersphinx off) in .cache/docs/site/html.
