@@ -9,6 +9,7 @@ import pwd
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
+from ansible_collections.selfhost.bitwarden.plugins.module_utils import _cloud_comm
 from ansible_collections.selfhost.bitwarden.plugins.modules import bitwarden_cloud_comm
 from helpers.setup_env import Install, config_yml, setup_env
 
@@ -243,15 +244,15 @@ def test_install_user_is_not_the_owner(install, run):
 def test_bitwarden_sh_not_executable(install, run, monkeypatch):
     script = _script(install, mode=0o644)
     # root may execute anything with an x bit only; the check is os.access, so pin its answer for any uid.
-    monkeypatch.setattr(bitwarden_cloud_comm.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(_cloud_comm.os, "access", lambda path, mode: False)
     fails(install, run, "%s is not executable by %s, the user" % (script, pwd.getpwuid(os.geteuid()).pw_name),
           install_user="bitwarden")
 
 
 def test_not_executable_by_a_user_without_a_name(install, run, monkeypatch):
     script = _script(install, mode=0o644)
-    monkeypatch.setattr(bitwarden_cloud_comm.os, "access", lambda path, mode: False)
-    monkeypatch.setattr(bitwarden_cloud_comm, "user_name", lambda uid: None)
+    monkeypatch.setattr(_cloud_comm.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(_cloud_comm, "user_name", lambda uid: None)
     fails(install, run, "%s is not executable by uid %d, the user" % (script, os.geteuid()), install_user="bitwarden")
 
 
@@ -261,7 +262,7 @@ def test_bitwarden_sh_owned_by_unknown_uid(install, run, monkeypatch):
 
     def getpwuid(wanted):
         raise KeyError("getpwuid(): uid not found: %d" % wanted)
-    monkeypatch.setattr(bitwarden_cloud_comm.pwd, "getpwuid", getpwuid)
+    monkeypatch.setattr(_cloud_comm.pwd, "getpwuid", getpwuid)
     msg = fails(install, run, "The owner of %s (uid %d) is not a known user" % (script, uid), install_user="bitwarden")
     assert "install_user" in msg
 
@@ -276,7 +277,7 @@ def test_env_file_unreadable(install, run, monkeypatch):
         raise PermissionError(13, "Permission denied")
 
     real_open = open
-    monkeypatch.setattr(bitwarden_cloud_comm, "open", lambda path, *a: denied() if str(path) == str(install.env) else real_open(path, *a),
+    monkeypatch.setattr(_cloud_comm, "open", lambda path, *a: denied() if str(path) == str(install.env) else real_open(path, *a),
                         raising=False)
     msg = fails(install, run, "Cannot read the env file %s: Permission denied" % install.env)
     assert "become" in msg

@@ -1,0 +1,157 @@
+# -*- coding: utf-8 -*-
+# Copyright: selfhost.bitwarden contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What turning cloud communication on would change in an installation's env file.
+
+This is for internal selfhost.bitwarden collection use only: names and behaviour may change without notice.
+
+Shared by the module that writes the file (bitwarden_cloud_comm) and the one that only compares
+(the read-only drift check), so both see the same installation, the same errors and the same planned text.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import pwd
+import re
+import stat
+import uuid
+
+from ansible_collections.selfhost.bitwarden.plugins.module_utils import _env_file, _regions
+
+INSTALLATION_ID = "globalSettings__installation__id"
+INSTALLATION_KEY = "globalSettings__installation__key"
+# A top-level `push_notifications:` line of config.yml; enough YAML for the one scalar Setup writes there.
+_PUSH_LINE = re.compile(r"^push_notifications\s*:\s*(?P<value>[^#]*?)\s*(#.*)?$")
+_YAML_BOOLS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+BECOME = "Run the task as root or as the installation user (become: true)."
+
+
+def is_file(module, path):
+    """Whether ``path`` is a file; a path we may not look at is an error, not a missing file."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as exc:
+        module.fail_json(msg="Cannot access %s: %s. %s" % (path, exc.strerror, BECOME))
+
+
+def user_name(uid):
+    """The name of ``uid``, or None when no user has it (a deleted user, a container without that passwd entry)."""
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return None
+
+
+def check_installation(module, bwdata, install_user):
+    """Fail unless bitwarden.sh beside bwdata exists, may be run by us and belongs to ``install_user``."""
+    install_dir = os.path.dirname(os.path.normpath(bwdata))
+    script = os.path.join(install_dir, "bitwarden.sh")
+    if not is_file(module, script):
+        module.fail_json(msg="No bitwarden.sh at %s, the directory that holds bwdata_path: point bwdata_path at the bwdata "
+                             "directory of a bitwarden.sh installation (role: set billing_sync_install_dir to the directory "
+                             "that holds bitwarden.sh and bwdata)." % install_dir)
+    if not os.access(script, os.X_OK):
+        module.fail_json(msg="%s is not executable by %s, the user this task runs as: fix its mode (chmod u+x) or run the "
+                             "task as the install user." % (script, user_name(os.geteuid()) or "uid %d" % os.geteuid()))
+    owner_uid = os.stat(script).st_uid
+    owner = user_name(owner_uid)
+    if owner is None:
+        module.fail_json(msg="The owner of %s (uid %d) is not a known user: give the installation to the install user "
+                             "(chown) and set install_user (role: billing_sync_user) to it." % (script, owner_uid))
+    if owner != install_user:
+        module.fail_json(msg="install_user is '%s' but %s belongs to '%s': set install_user (role: billing_sync_user) to "
+                             "the install user." % (install_user, script, owner))
+
+
+def read_bytes(module, path, what, fix):
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        module.fail_json(msg="Cannot read %s %s: %s. %s" % (what, path, exc.strerror, fix))
+
+
+def push_notifications(module, config_path):
+    """The push_notifications setting of config.yml (Setup's default is true)."""
+    text = read_bytes(module, config_path, "the installation's", BECOME).decode("utf-8", "replace")
+    for line in text.splitlines():
+        match = _PUSH_LINE.match(line)
+        if match:
+            value = match.group("value").strip("'\"").lower()
+            if value not in _YAML_BOOLS:
+                module.fail_json(msg="push_notifications in %s is neither true nor false. Set it to true or false." % config_path)
+            return _YAML_BOOLS[value]
+    return True
+
+
+def installation_problem(text):
+    """Why the installation id/key in the env file cannot be used for cloud communication, or None."""
+    ids = _env_file.values(text, INSTALLATION_ID)
+    if not ids or not all(value.strip() for value in ids):
+        return "%s is missing" % INSTALLATION_ID
+    for value in ids:
+        try:
+            if uuid.UUID(value.strip()).int == 0:
+                return "%s is all zeros" % INSTALLATION_ID
+        except ValueError:
+            return "%s is not a valid id" % INSTALLATION_ID
+    keys = _env_file.values(text, INSTALLATION_KEY)
+    if not keys or not all(value.strip() and value.strip().upper() != "REPLACE" for value in keys):
+        return "%s is missing" % INSTALLATION_KEY
+    return None
+
+
+Plan = collections.namedtuple("Plan", "env_file text new_text restart_required collapsed settings push_relay_enabled")
+
+
+def plan(module, bwdata, env_file=None, region="US", enabled=True, install_user=None):
+    """Read the installation and compute the env file it should have; fail_json on anything unusable.
+
+    Nothing is written. ``restart_required`` is true when a value the server uses would change.
+    """
+    env_file = env_file or os.path.join(bwdata, "env", "global.override.env")
+    config_path = os.path.join(bwdata, "config.yml")
+    if install_user:
+        check_installation(module, bwdata, install_user)
+    if not is_file(module, config_path):
+        module.fail_json(msg="No Bitwarden installation at %s: %s does not exist. Set bwdata_path to the bwdata directory of "
+                             "the installation (the one that holds config.yml and env/)." % (bwdata, config_path))
+    push_on_in_config = push_notifications(module, config_path)
+    if not is_file(module, env_file):
+        module.fail_json(msg="The env file %s does not exist. Bitwarden Setup writes it on install and rebuild; run "
+                             "./bitwarden.sh rebuild, or set env_file to the right path." % env_file)
+    data = read_bytes(module, env_file, "the env file", "Setup makes it mode 0600. " + BECOME)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # Name the line only: the bytes around it may belong to a secret.
+        module.fail_json(msg="The env file %s is not UTF-8 (invalid bytes on line %d). Bitwarden Setup writes UTF-8; "
+                             "re-save the file as UTF-8." % (env_file, data[:exc.start].count(b"\n") + 1))
+
+    if enabled:
+        problem = installation_problem(text)
+        if problem:
+            module.fail_json(msg="In %s, %s; cloud communication cannot work without the installation id and key. Get them for "
+                                 "the %s region on https://bitwarden.com/host and set them in this file, then run again."
+                                 % (env_file, problem, region))
+
+    push_off_in_env = any(_regions.push_relay_is_off(value) for value in _env_file.values(text, _regions.PUSH_RELAY))
+    if push_off_in_env and push_on_in_config:
+        module.warn("The push relay is switched off in %s, but %s has push_notifications: true. The next ./bitwarden.sh rebuild "
+                    "or update removes a REPLACE value and switches the relay on; set push_notifications: false to keep it off."
+                    % (env_file, config_path))
+    push_off = push_off_in_env or not push_on_in_config
+    desired = _regions.desired_settings(region, enabled, push_off)
+    new_text, collapsed = _env_file.edit(text, desired, same=_regions.same_effect)
+    restart_required = any(
+        not _regions.same_effect(key, old, value)
+        for key, value in desired.items()
+        for old in (_env_file.values(text, key) or (None,))
+    )
+    settings = {key: _env_file.values(new_text, key)[-1] for key in _regions.MANAGED_KEYS}
+    return Plan(env_file, text, new_text, restart_required, collapsed, settings,
+                not _regions.push_relay_is_off(settings[_regions.PUSH_RELAY]))
