@@ -105,6 +105,16 @@ def installation_problem(text):
     return None
 
 
+# Beside the env file while the running server has not loaded it: written before a change that needs a restart,
+# removed once the server answers after the restart. Its presence tells the next run to restart (contract 7: a failed
+# bitwarden.sh restart leaves the containers down, and nothing on the server says so).
+RESTART_MARKER = ".selfhost-bitwarden-restart-pending"
+
+
+def restart_marker(env_file):
+    return os.path.join(os.path.dirname(os.path.realpath(env_file)), RESTART_MARKER)
+
+
 Plan = collections.namedtuple("Plan", "env_file text new_text restart_required collapsed settings push_relay_enabled")
 
 

@@ -132,6 +132,9 @@ restart_required:
   description:
     - Whether a value the server uses changed, so that C(./bitwarden.sh restart) is needed to apply it.
     - V(false) when only the file's form changed (duplicate lines collapsed, a default written out explicitly).
+    - When V(true) (and not in check mode), an empty marker file C(.selfhost-bitwarden-restart-pending) is left beside
+      the env file; M(selfhost.bitwarden.bitwarden_wait_for_server) removes it once the restarted server answers, and
+      M(selfhost.bitwarden.bitwarden_drift) reports a restart as pending while it is there.
   returned: always
   type: bool
   sample: true
@@ -191,6 +194,19 @@ def write_atomically(module, path, text):
         module.cleanup(tmp)
 
 
+def mark_restart_pending(module, env_file):
+    """Leave the restart marker beside the env file, owned like it (see _cloud_comm.RESTART_MARKER)."""
+    marker = _cloud_comm.restart_marker(env_file)
+    try:
+        with open(marker, "w"):
+            pass
+        owner = os.stat(env_file)
+        if os.geteuid() == 0:
+            os.chown(marker, owner.st_uid, owner.st_gid)
+    except OSError as exc:
+        module.fail_json(msg="Cannot write %s: %s. Nothing was changed. %s" % (marker, exc.strerror, _cloud_comm.BECOME))
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -223,6 +239,9 @@ def main():
                 result["backup_file"] = module.backup_local(path)
             except Exception as exc:  # backup_local raises a bare Exception
                 module.fail_json(msg="%s Nothing was changed; check free space and permissions in %s." % (exc, os.path.dirname(path)))
+        if plan.restart_required:
+            # Written first: if the run dies between here and the end of the restart, the next run still restarts.
+            mark_restart_pending(module, path)
         write_atomically(module, path, new_text)
     module.exit_json(**result)
 

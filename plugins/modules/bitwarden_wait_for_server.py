@@ -51,6 +51,14 @@ options:
       - Seconds between two polls.
     type: float
     default: 2
+  restart_marker:
+    description:
+      - A file to remove once the server answers, to record that the restart finished.
+      - The role passes RV(selfhost.bitwarden.bitwarden_drift#module:restart_marker), which
+        M(selfhost.bitwarden.bitwarden_cloud_comm) writes before a change that needs a restart.
+      - Not removed in check mode.
+    type: path
+    version_added: 0.3.0
   retry_deadline:
     description:
       - Not used, this module polls until O(timeout) instead. Accepted so that C(module_defaults) for the group work.
@@ -82,6 +90,7 @@ attempts:
   sample: 7
 """
 
+import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -107,6 +116,7 @@ def main():
     argument_spec.update(
         timeout=dict(type="int", default=300),
         delay=dict(type="float", default=2),
+        restart_marker=dict(type="path"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **api_module_kwargs())
     client = BitwardenClient(module)
@@ -150,6 +160,15 @@ def main():
                             elapsed=round(time.monotonic() - started, 1), attempts=client.requests)
             time.sleep(delay)
 
+    marker = module.params["restart_marker"]
+    if marker and not module.check_mode:
+        try:
+            os.remove(marker)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            client.fail("%s answers again, but the restart marker %s could not be removed (%s): the next run would "
+                        "restart again. Run the task as the owner of the install (become: true)." % (client.server_url, marker, exc.strerror))
     module.exit_json(changed=False, elapsed=round(time.monotonic() - started, 1), attempts=client.requests)
 
 

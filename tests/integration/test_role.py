@@ -153,3 +153,47 @@ def test_preflight_names_the_variable_to_fix(sim_fleet, extra_vars, expected):
     assert expected in run.output
     assert restarts(fleet, "bw-pre") == []
     assert fleet.client.instance("bw-pre")["counters"]["requests"] == 0
+
+
+# Actions that run on the controller only; every other action is a module round trip to the host.
+CONTROLLER_ACTIONS = {"ansible.builtin.debug", "ansible.builtin.set_fact", "ansible.builtin.fail", "ansible.builtin.assert",
+                      "ansible.builtin.validate_argument_spec", "ansible.builtin.include_tasks", "ansible.builtin.meta"}
+
+
+def module_calls(run, host):
+    return [event["action"] for event in run.results(host=host)
+            if event["status"] != "skipped" and event["action"] not in CONTROLLER_ACTIONS]
+
+
+@pytest.mark.parametrize("check", [False, True], ids=["rerun", "check-diff-drift-run"])
+def test_converged_host_costs_one_module_call(sim_fleet, check):
+    """Issue 13: on a converged host the role makes exactly one module call, and the server sees <= 3 requests."""
+    fleet = sim_fleet([{"name": "bw-a"}, {"name": "bw-b", "region": "EU"}], allow_root=True, restart_delay=0.2, warmup=0.1)
+    run_playbook(ROLLOUT, fleet.inventory).assert_ok()
+    for name in fleet.names:
+        fleet.client.reset_counters(name)
+    again = run_playbook(ROLLOUT, fleet.inventory, check=check, diff=check).assert_ok()
+    assert again.changed_total() == 0, again.output
+    for name in fleet.names:
+        assert module_calls(again, name) == ["selfhost.bitwarden.bitwarden_drift"], again.output
+        counters = fleet.client.instance(name)["counters"]
+        assert counters["requests"] <= 3 and counters["writes"] == 0 and counters["cloud_calls"] == 0, counters
+        assert len(restarts(fleet, name)) == 1
+        assert "in sync, nothing to do" in again.stdout
+
+
+def test_failed_restart_is_healed_by_the_next_run(sim_fleet):
+    """Issue 12 #1: the file is already on and the server is down after a failed restart; the next run restarts."""
+    fleet = sim_fleet([{"name": "bw-down", "faults": {"restart": "fail"}}], allow_root=True, restart_delay=0.2, warmup=0.1)
+    failed = run_playbook(ROLLOUT, fleet.inventory)
+    assert failed.rc != 0
+    assert fleet.client.instance("bw-down")["state"] == "down"
+    fleet.client.set_faults("bw-down", {})
+    healed = run_playbook(ROLLOUT, fleet.inventory).assert_ok()
+    state = fleet.client.instance("bw-down")
+    assert state["state"] == "up" and state["settings"]["enableCloudCommunication"] is True
+    assert state["connection"]["config"]["LastLicenseSync"] is not None
+    assert len(restarts(fleet, "bw-down")) == 2, healed.output
+    again = run_playbook(ROLLOUT, fleet.inventory).assert_ok()
+    assert again.changed_total() == 0 and len(restarts(fleet, "bw-down")) == 2
+

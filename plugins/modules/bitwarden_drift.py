@@ -1,0 +1,242 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: selfhost.bitwarden contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: bitwarden_drift
+short_description: Tell whether a self-hosted Bitwarden host differs from its billing sync setup
+version_added: 0.3.0
+description:
+  - Compares one installation with the state the other modules of this collection would give it, in one call and
+    without changing anything. It reads the env file on the host, and from the running server the state of cloud
+    communication and of the organization's billing sync connection.
+  - Reports what differs in RV(drift) and which steps are due (RV(env_changed), RV(restart_required),
+    RV(restart_pending), RV(token_action), RV(first_sync_due)), so that a role or playbook runs the writers only on
+    hosts that need them. RV(converged) is V(true) when nothing is due.
+  - A restart that an earlier run started and that did not end with the server answering
+    (M(selfhost.bitwarden.bitwarden_cloud_comm) leaves a marker file beside the env file until
+    M(selfhost.bitwarden.bitwarden_wait_for_server) has seen the server again) is reported as RV(restart_pending);
+    the server is then not asked anything, because it may be down.
+  - Checks the installation like M(selfhost.bitwarden.bitwarden_cloud_comm) does and fails with the same messages.
+author:
+  - selfhost.bitwarden contributors (@selfhost-bitwarden)
+extends_documentation_fragment:
+  - selfhost.bitwarden.api
+  - selfhost.bitwarden.api.organization
+  - selfhost.bitwarden.attributes
+  - selfhost.bitwarden.attributes.action_group
+  - selfhost.bitwarden.attributes.info_module
+options:
+  env_file:
+    description:
+      - The env file the server reads its settings from. Defaults to C(<bwdata_path>/env/global.override.env).
+    type: path
+  region:
+    description:
+      - The cloud region the installation id and key belong to, as for M(selfhost.bitwarden.bitwarden_cloud_comm).
+    type: str
+    choices: [US, EU]
+    default: US
+  install_user:
+    description:
+      - When set, first check that C(bitwarden.sh) beside O(bwdata_path) belongs to this user, as
+        M(selfhost.bitwarden.bitwarden_cloud_comm) does.
+    type: str
+  billing_sync_token:
+    description:
+      - The billing sync token the organization should have. When omitted, the connection is not compared.
+      - Compared on the host; it is never returned.
+    type: str
+  first_sync:
+    description:
+      - Whether an organization that never synced its license counts as drift (RV(first_sync_due)).
+    type: bool
+    default: true
+seealso:
+  - module: selfhost.bitwarden.bitwarden_cloud_comm
+  - module: selfhost.bitwarden.bitwarden_billing_sync_token
+  - module: selfhost.bitwarden.bitwarden_license_sync
+  - module: selfhost.bitwarden.bitwarden_sync_info
+"""
+
+EXAMPLES = r"""
+- name: Find out what differs
+  selfhost.bitwarden.bitwarden_drift:
+    bwdata_path: /opt/bitwarden/bwdata
+    install_user: bitwarden
+    region: EU
+    client_id: "{{ bitwarden_owner_client_id }}"
+    client_secret: "{{ bitwarden_owner_client_secret }}"
+    organization_id: 2bd8b6d6-6f4a-4a5c-9a7e-0b3a2f6f1c11
+    billing_sync_token: "{{ bitwarden_billing_sync_token }}"
+  become: true
+  register: drift
+
+- name: Bring only drifted hosts to the desired state
+  ansible.builtin.include_tasks: converge.yml
+  when: not drift.converged
+"""
+
+RETURN = r"""
+converged:
+  description: Whether nothing differs and no step is due.
+  returned: always
+  type: bool
+  sample: false
+drift:
+  description: What differs, one short sentence each; empty when RV(converged).
+  returned: always
+  type: list
+  elements: str
+  sample: ["env file: globalSettings__enableCloudCommunication", "no billing sync token"]
+env_file:
+  description: The env file that was read.
+  returned: always
+  type: str
+  sample: /opt/bitwarden/bwdata/env/global.override.env
+env_changed:
+  description: Whether M(selfhost.bitwarden.bitwarden_cloud_comm) would change the env file.
+  returned: always
+  type: bool
+restart_required:
+  description: Whether that change touches a value the server reads at start, so that a restart must follow it.
+  returned: always
+  type: bool
+restart_pending:
+  description:
+    - Whether the server must be restarted although the env file needs no change, because an earlier restart did not
+      finish or because the running server still has cloud communication off.
+  returned: always
+  type: bool
+cloud_communication_enabled:
+  description: The running server's C(GET /api/organizations/connections/enabled); V(null) when it was not asked.
+  returned: always
+  type: bool
+organization_id:
+  description: The self-hosted organization; V(null) when the server was not asked.
+  returned: always
+  type: str
+connection:
+  description: The organization's billing sync connection (never the token); V(null) when there is none or the server was not asked.
+  returned: always
+  type: dict
+  contains:
+    id:
+      description: Connection id.
+      type: str
+    enabled:
+      description: Whether automatic sync is enabled.
+      type: bool
+    cloud_organization_id:
+      description: The cloud organization the license belongs to.
+      type: str
+    last_license_sync:
+      description: Time of the last license sync, as the server wrote it; V(null) when it never synced.
+      type: str
+restart_marker:
+  description: The marker file whose presence means that an earlier restart did not finish (see the description).
+  returned: always
+  type: str
+  sample: /opt/bitwarden/bwdata/env/.selfhost-bitwarden-restart-pending
+token_action:
+  description:
+    - What M(selfhost.bitwarden.bitwarden_billing_sync_token) would do with O(billing_sync_token)
+      (V(create), V(update) or V(none)); V(unknown) when the server was not asked or no token was given.
+  returned: always
+  type: str
+  sample: create
+first_sync_due:
+  description: Whether the organization never synced its license and O(first_sync) asks for it (also after a new token).
+  returned: always
+  type: bool
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.selfhost.bitwarden.plugins.module_utils import _cloud_comm, _env_file, _regions
+from ansible_collections.selfhost.bitwarden.plugins.module_utils._bitwarden_api import (
+    BitwardenApiError,
+    BitwardenClient,
+    api_argument_spec,
+    api_module_kwargs,
+    public_connection,
+)
+
+
+def env_drift(plan):
+    """The managed keys whose line would change."""
+    if plan.new_text == plan.text:
+        return []
+    keys = [key for key in _regions.MANAGED_KEYS if key.lower() in plan.new_text.lower()]
+    changed = [key for key in keys if _env_file.values(plan.text, key)[-1:] != _env_file.values(plan.new_text, key)[-1:]]
+    return ["env file: %s" % (", ".join(changed) or "duplicate lines of managed keys")]
+
+
+def server_drift(client, organization_id, token, first_sync, restart_required):
+    """Ask the running server (token, GET enabled, GET connection) and say what differs."""
+    organization_id = client.resolve_organization(organization_id)
+    comm_enabled = client.cloud_communication_enabled()
+    current = client.get_connection(organization_id)
+    drift = []
+    if not comm_enabled and not restart_required:
+        drift.append("the running server has cloud communication off")
+    action = "unknown"
+    if token is not None:
+        if current is None:
+            action = "create"
+            drift.append("no billing sync token")
+        elif current["billing_sync_key"] != token or not current["enabled"]:
+            action = "update"
+            drift.append("billing sync token differs" if current["billing_sync_key"] != token else "billing sync disabled")
+        else:
+            action = "none"
+    first_sync_due = bool(first_sync and (current is None or current["last_license_sync"] is None))
+    if first_sync_due:
+        drift.append("license never synced")
+    return dict(organization_id=organization_id, cloud_communication_enabled=comm_enabled,
+                connection=public_connection(current), token_action=action, first_sync_due=first_sync_due,
+                restart_pending=not comm_enabled and not restart_required), drift
+
+
+def main():
+    argument_spec = api_argument_spec()
+    argument_spec.update(
+        env_file=dict(type="path"),
+        region=dict(type="str", default="US", choices=list(_regions.REGIONS)),
+        install_user=dict(type="str"),
+        organization_id=dict(type="str"),
+        billing_sync_token=dict(type="str", no_log=True),
+        first_sync=dict(type="bool", default=True),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **api_module_kwargs())
+    params = module.params
+    plan = _cloud_comm.plan(module, params["bwdata_path"], params["env_file"], params["region"], True, params["install_user"])
+    drift = env_drift(plan)
+    marker = _cloud_comm.restart_marker(plan.env_file)
+    result = dict(changed=False, env_file=plan.env_file, restart_marker=marker, env_changed=plan.new_text != plan.text,
+                  restart_required=plan.restart_required, restart_pending=False, cloud_communication_enabled=None,
+                  organization_id=None, connection=None, token_action="unknown", first_sync_due=False)
+
+    if os.path.exists(marker):
+        # An earlier run changed the file and its restart never ended with the server answering: it may be down.
+        result["restart_pending"] = not plan.restart_required
+        drift.append("a restart started by an earlier run did not finish")
+    else:
+        client = BitwardenClient(module)
+        client.register_secret(params["billing_sync_token"])
+        try:
+            server, found = server_drift(client, params["organization_id"], params["billing_sync_token"],
+                                         params["first_sync"], plan.restart_required)
+        except BitwardenApiError as exc:
+            client.fail(exc)
+        result.update(server)
+        drift.extend(found)
+    module.exit_json(converged=not drift, drift=drift, **result)
+
+
+if __name__ == "__main__":
+    main()
