@@ -194,9 +194,8 @@ def write_atomically(module, path, text):
         module.cleanup(tmp)
 
 
-def mark_restart_pending(module, env_file):
+def mark_restart_pending(module, marker, env_file):
     """Leave the restart marker beside the env file, owned like it (see _cloud_comm.RESTART_MARKER)."""
-    marker = _cloud_comm.restart_marker(env_file)
     try:
         with open(marker, "w"):
             pass
@@ -239,10 +238,18 @@ def main():
                 result["backup_file"] = module.backup_local(path)
             except Exception as exc:  # backup_local raises a bare Exception
                 module.fail_json(msg="%s Nothing was changed; check free space and permissions in %s." % (exc, os.path.dirname(path)))
-        if plan.restart_required:
+        marker = _cloud_comm.restart_marker(path)
+        new_marker = plan.restart_required and not os.path.exists(marker)
+        if new_marker:
             # Written first: if the run dies between here and the end of the restart, the next run still restarts.
-            mark_restart_pending(module, path)
-        write_atomically(module, path, new_text)
+            mark_restart_pending(module, marker, path)
+        written = False
+        try:
+            write_atomically(module, path, new_text)
+            written = True
+        finally:
+            if new_marker and not written:
+                os.remove(marker)  # nothing changed after all
     module.exit_json(**result)
 
 

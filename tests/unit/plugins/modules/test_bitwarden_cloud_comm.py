@@ -341,3 +341,12 @@ def test_crash_before_rename_leaves_old_file_and_no_temp(install, run, monkeypat
     with patch_module_args(dict(bwdata_path=str(install.bwdata))), pytest.raises(KeyboardInterrupt):
         bitwarden_cloud_comm.main()
     assert install.snapshot() == before
+
+
+def test_a_change_that_needs_a_restart_leaves_the_restart_marker(install, run):
+    marker = install.env.parent / ".selfhost-bitwarden-restart-pending"
+    assert run(install)["restart_required"]
+    assert marker.exists() and marker.stat().st_uid == install.env.stat().st_uid
+    marker.unlink()
+    again = run(install)
+    assert not again["changed"] and not marker.exists()

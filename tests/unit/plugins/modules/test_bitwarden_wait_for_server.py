@@ -64,3 +64,20 @@ def test_timeout_names_the_step_that_never_answered(fake_server, capsys):
     assert "not ready within 10 s" in result["msg"] and "GET /identity/alive never succeeded" in result["msg"]
     assert "HTTP 502" in result["msg"]
     assert result["attempts"] == 7 and server.sleeps == [2, 2, 2, 2, 2]
+
+
+def test_removes_the_restart_marker_once_the_server_answers(fake_server, capsys, tmp_path):
+    marker = tmp_path / ".selfhost-bitwarden-restart-pending"
+    marker.touch()
+    server = fake_server([alive("/api/alive"), alive("/identity/alive"), token_call()], module)
+    failed, dummy, dummy = run_module(module.main, dict(BASE_ARGS, restart_marker=str(marker)), capsys)
+    server.done()
+    assert not failed and not marker.exists()
+
+
+def test_keeps_the_restart_marker_when_the_server_never_answers(fake_server, capsys, tmp_path):
+    marker = tmp_path / ".selfhost-bitwarden-restart-pending"
+    marker.touch()
+    server = fake_server([alive("/api/alive", raises=REFUSED)] * 3, module)
+    failed, dummy, dummy = run_module(module.main, dict(BASE_ARGS, restart_marker=str(marker), timeout=2, delay=1), capsys)
+    assert failed and marker.exists()

@@ -1,0 +1,105 @@
+"""bitwarden_drift: one read-only call; says what differs and which steps are due; never writes, never leaks."""
+
+from __future__ import annotations
+
+import pytest
+from ansible_collections.selfhost.bitwarden.plugins.module_utils import _cloud_comm
+from ansible_collections.selfhost.bitwarden.plugins.modules import bitwarden_drift as module
+from helpers.setup_env import Install, setup_env
+
+from unit.plugins.module_utils.bitwarden_fakes import (  # pylint: disable=unused-import
+    BASE_ARGS,
+    ORG,
+    SYNC_TOKEN,
+    assert_no_secret,
+    fake_server,
+    get_connection,
+    get_enabled,
+    run_module,
+    token_call,
+)
+
+LAST_SYNC = "2026-08-20T14:03:11.1234567+00:00"
+ENABLED_US = ("globalSettings__enableCloudCommunication=true\n"
+              "globalSettings__installation__identityUri=https://identity.bitwarden.com\n"
+              "globalSettings__installation__apiUri=https://api.bitwarden.com\n"
+              "globalSettings__pushRelayBaseUri=https://push.bitwarden.com\n")
+
+
+@pytest.fixture
+def install(tmp_path):
+    return Install(tmp_path)
+
+
+def args(install, **extra):
+    return dict(BASE_ARGS, bwdata_path=str(install.bwdata), organization_id=ORG, billing_sync_token=SYNC_TOKEN, **extra)
+
+
+def converge_file(install):
+    install.write_env(install.text() + ENABLED_US)
+
+
+def test_converged_host_in_three_requests(install, fake_server, capsys):
+    converge_file(install)
+    before = install.snapshot()
+    server = fake_server([token_call(), get_enabled(), get_connection(last_sync=LAST_SYNC)])
+    failed, result, output = run_module(module.main, args(install), capsys)
+    server.done()
+    assert not failed and not result["changed"]
+    assert result["converged"] and result["drift"] == []
+    assert result["token_action"] == "none" and not result["first_sync_due"]
+    assert not result["env_changed"] and not result["restart_required"] and not result["restart_pending"]
+    assert install.snapshot() == before
+    assert_no_secret(output)
+
+
+def test_fresh_host_reports_every_step(install, fake_server, capsys):
+    server = fake_server([token_call(), get_enabled(False), get_connection(conn_id=None)])
+    failed, result, output = run_module(module.main, args(install), capsys, check_mode=True)
+    server.done()
+    assert not failed and not result["converged"]
+    assert result["env_changed"] and result["restart_required"]
+    # the restart for the env change covers the server's "off": not a second reason to restart
+    assert not result["restart_pending"]
+    assert result["token_action"] == "create" and result["first_sync_due"]
+    assert result["drift"][0].startswith("env file: globalSettings__enableCloudCommunication")
+    assert "no billing sync token" in result["drift"]
+    assert_no_secret(output)
+
+
+def test_file_on_but_server_off_is_a_pending_restart(install, fake_server, capsys):
+    converge_file(install)
+    server = fake_server([token_call(), get_enabled(False), get_connection(last_sync=LAST_SYNC)])
+    failed, result, dummy = run_module(module.main, args(install), capsys)
+    server.done()
+    assert result["restart_pending"] and not result["env_changed"]
+    assert result["drift"] == ["the running server has cloud communication off"]
+
+
+def test_other_token_is_an_update_and_is_never_shown(install, fake_server, capsys):
+    converge_file(install)
+    server = fake_server([token_call(), get_enabled(), get_connection(key="old-token-value-1234", last_sync=LAST_SYNC)])
+    failed, result, output = run_module(module.main, args(install), capsys)
+    server.done()
+    assert result["token_action"] == "update" and result["drift"] == ["billing sync token differs"]
+    assert_no_secret(output, ("old-token-value-1234", SYNC_TOKEN))
+
+
+def test_marker_of_an_unfinished_restart_asks_nothing_of_the_server(install, fake_server, capsys):
+    converge_file(install)
+    open(_cloud_comm.restart_marker(str(install.env)), "w").close()
+    server = fake_server([])
+    failed, result, dummy = run_module(module.main, args(install), capsys)
+    server.done()
+    assert not failed and result["restart_pending"] and not result["converged"]
+    assert result["token_action"] == "unknown" and result["cloud_communication_enabled"] is None
+    assert result["restart_marker"] == _cloud_comm.restart_marker(str(install.env))
+
+
+def test_installation_problems_fail_like_cloud_comm(tmp_path, fake_server, capsys):
+    text, dummy = setup_env(installation_id="00000000-0000-0000-0000-000000000000")
+    install = Install(tmp_path, env_text=text)
+    server = fake_server([])
+    failed, result, dummy = run_module(module.main, args(install), capsys)
+    server.done()
+    assert failed and "globalSettings__installation__id is all zeros" in result["msg"]
