@@ -76,3 +76,14 @@ def test_log_has_no_secrets(fleet, api_for):
     assert "bitwarden.sh restart" in log
     for secret in secrets:
         assert secret not in log
+
+
+def test_preconfigured_instance_is_what_an_owner_left_after_the_four_manual_steps(module_fleet):
+    """`preconfigured: true` (the scale benchmark's starting state): env file on, token saved, license synced once."""
+    fleet = module_fleet([{"name": "p1", "region": "EU", "preconfigured": True}])
+    state = fleet.instance("p1")
+    assert state["settings"]["enableCloudCommunication"] is True
+    config = state["connection"]["config"]
+    assert config["BillingSyncKey"] == state["billing_sync_token"] and config["LastLicenseSync"]
+    env_text = (fleet.install_dir("p1") / "bwdata/env/global.override.env").read_text()
+    assert "globalSettings__installation__apiUri=https://api.bitwarden.eu\n" in env_text

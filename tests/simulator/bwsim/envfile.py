@@ -175,6 +175,17 @@ def setup_values(url, cloud_region, installation_id, installation_key, push_noti
     return values
 
 
+def cloud_communication_values(region):
+    """The lines of the help page's step 1 for ``region``, as an owner adds them by hand."""
+    domain = "bitwarden.eu" if region == "EU" else "bitwarden.com"
+    return [
+        ("globalSettings__enableCloudCommunication", "true"),
+        ("globalSettings__installation__identityUri", f"https://identity.{domain}"),
+        ("globalSettings__installation__apiUri", f"https://api.{domain}"),
+        ("globalSettings__pushRelayBaseUri", f"https://push.{domain}"),
+    ]
+
+
 def render(values):
     """One KEY=VALUE per line, LF, nothing else (EnvironmentFile.hbs)."""
     return "".join(f"{key}={value}\n" for key, value in values)

@@ -16,6 +16,7 @@ DEFAULTS = {
     "error_delay": 0.0,
     "push_notifications": True,
     "license": True,
+    "preconfigured": False,
     "faults": {},
 }
 
@@ -91,7 +92,7 @@ def _instance_spec(raw, defaults):
     if spec["region"] not in REGIONS:
         raise FleetError(f"{name}: region must be US or EU")
     spec["env_region"] = str(spec["env_region"] or spec["region"]).upper()
-    for key in ("tls", "allow_root", "push_notifications", "license"):
+    for key in ("tls", "allow_root", "push_notifications", "license", "preconfigured"):
         spec[key] = bool(spec[key])
     for key in ("restart_delay", "warmup", "error_delay"):
         spec[key] = float(spec[key])

@@ -92,6 +92,8 @@ class Instance:  # pylint: disable=too-many-instance-attributes
                                        self.installation_id) if spec["license"] else None
         env_values = envfile.setup_values(self.url, spec["env_region"], self.installation_id, self.installation_key,
                                           spec["push_notifications"])
+        if spec["preconfigured"]:
+            env_values += envfile.cloud_communication_values(spec["region"])
         self.paths = layout.lay_out(os.path.join(sim.directory, self.name), name=self.name, url=self.url, control_url=sim.control_url,
                                     spec=spec, env_values=env_values, org_id=self.organization_id, license_doc=org_license)
         self.api_log = apilog.ApiLog(self.paths.bwdata)
@@ -108,6 +110,11 @@ class Instance:  # pylint: disable=too-many-instance-attributes
         self.devices = []
         self.tokens = {}
         self.sponsorship_last_sync = None
+        if spec["preconfigured"]:
+            # An owner already did the four steps by hand: token saved, license synced once.
+            self.store_connection(None, 1, self.organization_id, True, {
+                "BillingSyncKey": self.inventory_token, "CloudOrganizationId": self.cloud_organization_id,
+                "LastLicenseSync": dotnet_datetime(time.time_ns(), "+00:00")})
         self.api = SelfHostedApi(self)
         self.identity = Identity(self)
         self.router = Router([
