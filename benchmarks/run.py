@@ -1,12 +1,13 @@
 """Fleet benchmark: `make bench`.
 
-For fleets of N simulated installations it measures, with the same inventory, forks and environment:
-the floor (`ansible all -m ansible.builtin.ping`), the hand-written builtin-modules baseline
-(benchmarks/baseline.yml) and the role (playbooks/rollout.yml with one batch): first converge on a fresh
-fleet, idempotent re-run and (role only) a --check --diff drift run.
+With the same inventory, forks and environment it measures per fleet size N: the floor (`ansible all -m ping`), the
+role's idempotent re-run and its `--check --diff` drift run, each with pipelining off (Ansible's default) and on; at
+the converge sizes also the first converge of the role and of the hand-written builtin-modules baseline
+(benchmarks/baseline.yml) on fresh fleets; at the scale sizes only the floor and the re-run, with the simulator's RSS.
+Idempotent runs at sizes without a converge start from a preconfigured fleet (the four manual steps already done).
 Writes benchmarks/results/<date>.{md,json,png} and the README's "## Performance" section.
-Scratch (fleets, logs) goes to benchmarks/work/. Environment: BENCH_SIZES ("10,50,200"), BENCH_FORKS (10),
-BENCH_REPS ("N:converge:rerun,..." e.g. "10:3:3,50:2:3,200:1:2"), BENCH_RESTART_DELAY (0.5 s).
+Scratch (fleets, logs) goes to benchmarks/work/. Environment: BENCH_SIZES ("50,200"), BENCH_CONVERGE_SIZES ("50"),
+BENCH_SCALE_SIZES ("500"), BENCH_FORKS (10), BENCH_REPS (idempotent repetitions, 2), BENCH_RESTART_DELAY (0.5 s).
 """
 
 from __future__ import annotations
@@ -35,30 +36,34 @@ BASELINE = os.path.join(HERE, "baseline.yml")
 README = os.path.join(ROOT, "README.md")
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
-SIZES = [int(size) for size in os.environ.get("BENCH_SIZES", "10,50,200").split(",")]
+
+def sizes(name, default):
+    return [int(size) for size in os.environ.get(name, default).split(",") if size.strip()]
+
+
+SIZES = sizes("BENCH_SIZES", "50,200")
+CONVERGE_SIZES = sizes("BENCH_CONVERGE_SIZES", "50")
+SCALE_SIZES = sizes("BENCH_SCALE_SIZES", "500")
 FORKS = int(os.environ.get("BENCH_FORKS", "10"))
+REPS = int(os.environ.get("BENCH_REPS", "2"))
 RESTART_DELAY = float(os.environ.get("BENCH_RESTART_DELAY", "0.5"))
 WARMUP = 0.2
-DEFAULT_REPS = {10: (3, 3), 50: (2, 3), 200: (1, 2)}
 ROLE_ARGS = ["-e", '{"billing_sync_serial": ["100%"]}']
+PIPELINING = {"ANSIBLE_PIPELINING": "True"}
 
 KINDS = (
     ("floor", "floor: ansible -m ping"),
     ("baseline_converge", "baseline: first converge"),
-    ("baseline_rerun", "baseline: idempotent re-run"),
     ("role_converge", "role: first converge"),
     ("role_rerun", "role: idempotent re-run"),
     ("role_check", "role: --check --diff drift run"),
+    ("floor_pl", "floor, pipelining on"),
+    ("role_rerun_pl", "role: re-run, pipelining on"),
+    ("role_check_pl", "role: drift run, pipelining on"),
 )
-
-
-def reps_for(size):
-    spec = os.environ.get("BENCH_REPS", "")
-    for item in filter(None, spec.split(",")):
-        parts = [int(part) for part in item.split(":")]
-        if parts[0] == size:
-            return parts[1], parts[2]
-    return DEFAULT_REPS.get(size, (1, 2))
+GOAL_RERUN = 1.5
+GOAL_CONVERGE = 0.5
+GOAL_REQUESTS = 3
 
 
 def log(msg):
@@ -68,7 +73,7 @@ def log(msg):
 class Fleet:
     """One simulator process with N instances in benchmarks/work/fleets/<name>."""
 
-    def __init__(self, name, size):
+    def __init__(self, name, size, preconfigured=False):
         self.dir = os.path.join(WORK, "fleets", name)
         self.size = size
         if os.path.exists(self.dir):
@@ -76,13 +81,15 @@ class Fleet:
             shutil.rmtree(self.dir)
         os.makedirs(self.dir)
         fleet_file = os.path.join(self.dir, "bench-fleet.yml")
-        doc = {"defaults": {"allow_root": True, "restart_delay": RESTART_DELAY, "warmup": WARMUP},
+        doc = {"defaults": {"restart_delay": RESTART_DELAY, "warmup": WARMUP, "preconfigured": preconfigured},
                "instances": [{"name": "bw-%03d" % index} for index in range(1, size + 1)]}
         with open(fleet_file, "w", encoding="utf-8") as handle:
             yaml.safe_dump(doc, handle)
         subprocess.run([BWSIM, "up", "--dir", self.dir, "--fleet", fleet_file], check=True, capture_output=True)
         with open(os.path.join(self.dir, "control.json"), encoding="utf-8") as handle:
-            self.control = "http://127.0.0.1:%d" % json.load(handle)["port"]
+            control = json.load(handle)
+        self.control = "http://127.0.0.1:%d" % control["port"]
+        self.pid = control["pid"]
         self.inventory = os.path.join(self.dir, "inventory.yml")
         self.names = doc["instances"]
 
@@ -99,6 +106,14 @@ class Fleet:
         for item in self.names:
             self.call("/_sim/instances/%s/reset-counters" % item["name"], method="POST")
 
+    def rss_mb(self):
+        """Resident memory of the simulator process serving the whole fleet."""
+        with open("/proc/%d/status" % self.pid, encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+        return 0.0
+
     def down(self):
         subprocess.run([BWSIM, "down", "--dir", self.dir], capture_output=True, check=False)
 
@@ -110,9 +125,9 @@ def converged(state):
                 and connection.get("enabled"))
 
 
-def timed(cmd, logfile):
+def timed(cmd, logfile, extra_env=None):
     """Run cmd; wall time, CPU (user+sys of it and its descendants) and peak RSS from wait4."""
-    env = dict(os.environ, ANSIBLE_FORKS=str(FORKS))
+    env = dict(os.environ, ANSIBLE_FORKS=str(FORKS), **(extra_env or {}))
     with open(logfile, "w", encoding="utf-8") as out:
         started = time.monotonic()
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)  # pylint: disable=consider-using-with
@@ -126,18 +141,19 @@ def timed(cmd, logfile):
             "changed": changed}
 
 
-def measure(fleet, kind, cmd, tag):
+def measure(fleet, kind, cmd, tag, extra_env=None):
     """One measured run with counters reset before and read after."""
     fleet.reset()
     before = {state["name"]: state["restarts"] for state in fleet.states()}
     logfile = os.path.join(WORK, "logs", "%s-n%d-%s.log" % (kind, fleet.size, tag))
-    result = timed(cmd, logfile)
+    result = timed(cmd, logfile, extra_env)
     states = fleet.states()
     size = float(fleet.size)
     result.update(
         restarts=sum(state["restarts"] - before[state["name"]] for state in states),
         requests_per_host=sum(state["counters"]["requests"] for state in states) / size,
         cloud_calls_per_host=sum(state["counters"]["cloud_calls"] for state in states) / size,
+        writes_per_host=sum(state["counters"]["writes"] for state in states) / size,
         converged_hosts=sum(1 for state in states if converged(state)),
         log=os.path.relpath(logfile, ROOT),
     )
@@ -155,50 +171,64 @@ def summary(runs):
             "maxrss_mb": max(run["maxrss_mb"] for run in runs), "restarts": max(run["restarts"] for run in runs),
             "requests_per_host": max(run["requests_per_host"] for run in runs),
             "cloud_calls_per_host": max(run["cloud_calls_per_host"] for run in runs),
+            "writes_per_host": max(run.get("writes_per_host", 0.0) for run in runs),
             "changed": max(run["changed"] for run in runs), "rc": max(run["rc"] for run in runs),
             "converged_hosts": min(run["converged_hosts"] for run in runs), "all": runs}
 
 
-def bench_size(size):
-    conv_reps, rerun_reps = reps_for(size)
-    log("N=%d: %d converge(s) per side on fresh fleets, %d re-run(s) of each idempotent measurement" % (size, conv_reps, rerun_reps))
-    ping = ["ansible", "all", "-m", "ansible.builtin.ping"]
-    sides = {
-        "baseline": ["ansible-playbook", BASELINE],
-        "role": ["ansible-playbook", ROLLOUT] + ROLE_ARGS,
-    }
-    runs = {kind: [] for kind, unused_label in KINDS}
-    for rep in range(conv_reps):
-        # Alternate which side goes first so that load drifts hit both alike.
-        order = ("baseline", "role") if rep % 2 == 0 else ("role", "baseline")
-        for side in order:
-            fleet = Fleet("%s-n%d" % (side, size), size)
-            try:
-                cmd = sides[side][:1] + ["-i", fleet.inventory] + sides[side][1:]
-                runs[side + "_converge"].append(measure(fleet, side + "_converge", cmd, "r%d" % rep))
-                if rep == conv_reps - 1:
-                    for again in range(rerun_reps):
-                        runs[side + "_rerun"].append(measure(fleet, side + "_rerun", cmd, "r%d" % again))
-                        if side == "role":
-                            runs["role_check"].append(measure(fleet, "role_check", cmd + ["--check", "--diff"], "r%d" % again))
-                            runs["floor"].append(measure(fleet, "floor", ping[:1] + ["-i", fleet.inventory] + ping[1:], "r%d" % again))
-            finally:
-                fleet.down()
-    return {kind: summary(items) for kind, items in runs.items()}
+def idempotent_runs(fleet, runs, kinds):
+    """The floor and the role's idempotent runs on a converged fleet, pipelining off then on, REPS times each."""
+    inventory = ["-i", fleet.inventory]
+    ping = ["ansible", "all"] + inventory + ["-m", "ansible.builtin.ping"]
+    role = ["ansible-playbook"] + inventory + [ROLLOUT] + ROLE_ARGS
+    commands = {"floor": ping, "role_rerun": role, "role_check": role + ["--check", "--diff"]}
+    for rep in range(REPS if kinds != ("floor", "role_rerun") else 1):
+        for kind in kinds:
+            runs[kind].append(measure(fleet, kind, commands[kind], "r%d" % rep))
+            if kind + "_pl" in runs:
+                runs[kind + "_pl"].append(measure(fleet, kind + "_pl", commands[kind], "r%d" % rep, PIPELINING))
+
+
+def bench_size(size, scale=False):
+    log("N=%d%s" % (size, " (scale: floor and re-run only)" if scale else ""))
+    runs = {kind: [] for kind, unused_label in KINDS if not scale or kind in ("floor", "role_rerun")}
+    if size in CONVERGE_SIZES and not scale:
+        fleet = Fleet("baseline-n%d" % size, size)
+        try:
+            runs["baseline_converge"].append(measure(fleet, "baseline_converge",
+                                                     ["ansible-playbook", "-i", fleet.inventory, BASELINE], "r0"))
+        finally:
+            fleet.down()
+    else:
+        runs.pop("baseline_converge", None)
+        runs.pop("role_converge", None)
+    fleet = Fleet("role-n%d" % size, size, preconfigured="role_converge" not in runs)
+    try:
+        if "role_converge" in runs:
+            runs["role_converge"].append(measure(fleet, "role_converge",
+                                                 ["ansible-playbook", "-i", fleet.inventory, ROLLOUT] + ROLE_ARGS, "r0"))
+        idempotent_runs(fleet, runs, ("floor", "role_rerun") if scale else ("floor", "role_rerun", "role_check"))
+        rss = fleet.rss_mb()
+    finally:
+        fleet.down()
+    table = {kind: summary(items) for kind, items in runs.items()}
+    table["floor"]["simulator_rss_mb"] = rss
+    return table
 
 
 def ratios(table):
-    for rows in table.values():
-        floor = rows["floor"]["wall"]
+    for size, rows in table.items():
+        rows["floor"]["size"] = size
         for kind, row in rows.items():
+            floor = rows["floor_pl" if kind.endswith("_pl") and "floor_pl" in rows else "floor"]["wall"]
             row["x_floor"] = row["wall"] / floor
-            other = kind.replace("role_", "baseline_") if kind.startswith("role_") else None
-            row["x_baseline"] = row["wall"] / rows[other]["wall"] if other in rows else None
-            batches = math.ceil(row_size(rows) / float(FORKS)) if kind.endswith("converge") else 0
+            row["x_baseline"] = None
+            batches = math.ceil(size / float(FORKS)) if kind.endswith("converge") else 0
             row["restart_component"] = batches * RESTART_DELAY
             row["wall_ex_restart"] = row["wall"] - row["restart_component"]
-        for kind in ("role_converge",):
-            row = rows[kind]
+        if "baseline_converge" in rows:
+            row = rows["role_converge"]
+            row["x_baseline"] = row["wall"] / rows["baseline_converge"]["wall"]
             row["x_baseline_ex_restart"] = row["wall_ex_restart"] / rows["baseline_converge"]["wall_ex_restart"]
 
 
@@ -208,44 +238,60 @@ def row_size(rows):
 
 def render(meta, table):
     lines = ["| N | run | wall s (median) | × floor | × baseline | CPU s | CPU ms/host | max RSS MB | restarts | HTTP req/host "
-             "| cloud calls/host | changed | converged |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| writes/host | cloud calls/host | changed | converged |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for size, rows in sorted(table.items()):
         for kind, label in KINDS:
+            if kind not in rows:
+                continue
             row = rows[kind]
-            lines.append("| %d | %s | %.1f (%d run%s, %.1f–%.1f) | %.2f | %s | %.1f | %.0f | %s | %d | %.1f | %.2f | %d | %s |" % (
+            lines.append("| %d | %s | %.1f (%d run%s, %.1f–%.1f) | %.2f | %s | %.1f | %.0f | %s | %d | %.1f | %.1f | %.2f | %d | %s |" % (
                 size, label, row["wall"], row["runs"], "" if row["runs"] == 1 else "s", row["wall_min"], row["wall_max"],
                 row["x_floor"], "%.2f" % row["x_baseline"] if row["x_baseline"] else "",
-                row["cpu"], 1000.0 * row["cpu"] / size, "%.0f" % row["maxrss_mb"] if row["maxrss_mb"] else "n/a", row["restarts"], row["requests_per_host"],
-                row["cloud_calls_per_host"], row["changed"],
-                "" if kind == "floor" else "%d/%d" % (row["converged_hosts"], size)))
+                row["cpu"], 1000.0 * row["cpu"] / size, "%.0f" % row["maxrss_mb"] if row["maxrss_mb"] else "n/a", row["restarts"],
+                row["requests_per_host"], row["writes_per_host"], row["cloud_calls_per_host"], row["changed"],
+                "" if kind.startswith("floor") else "%d/%d" % (row["converged_hosts"], size)))
     targets = []
     for size, rows in sorted(table.items()):
-        rerun = rows["role_rerun"]
-        conv = rows["role_converge"]
-        targets.append("| %d | %.2f× %s | %d %s | %.2f %s | %.1f %s | %.1f s vs %.1f s (%.2f×) %s |" % (
-            size, rerun["x_floor"], ok(rerun["x_floor"] <= 3), rerun["restarts"], ok(rerun["restarts"] == 0),
-            rerun["cloud_calls_per_host"], ok(rerun["cloud_calls_per_host"] == 0), rerun["requests_per_host"],
-            ok(rerun["requests_per_host"] <= 4), conv["wall_ex_restart"], rows["baseline_converge"]["wall_ex_restart"],
-            conv["x_baseline_ex_restart"], ok(conv["x_baseline_ex_restart"] < 1)))
+        rerun, check = rows["role_rerun"], rows.get("role_check")
+        idle = [rerun] + ([check] if check else [])
+        converge = rows.get("role_converge")
+        targets.append("| %d | %s | %s | %s | %s | %s | %s | %s |" % (
+            size,
+            "%.2f× %s" % (rerun["x_floor"], ok(rerun["x_floor"] <= GOAL_RERUN)),
+            "%.2f× %s" % (check["x_floor"], ok(check["x_floor"] <= GOAL_RERUN)) if check else "not run",
+            " / ".join("%.2f×" % rows[kind]["x_floor"] for kind in ("role_rerun_pl", "role_check_pl") if kind in rows) or "not run",
+            "%d %s" % (max(row["restarts"] for row in idle), ok(max(row["restarts"] for row in idle) == 0)),
+            "%.1f / %.2f / %.1f %s" % (max(row["writes_per_host"] for row in idle), max(row["cloud_calls_per_host"] for row in idle),
+                                      max(row["requests_per_host"] for row in idle),
+                                      ok(all(row["writes_per_host"] == 0 and row["cloud_calls_per_host"] == 0
+                                             and row["requests_per_host"] <= GOAL_REQUESTS for row in idle))),
+            "%.1f s vs %.1f s (%.2f×) %s" % (converge["wall_ex_restart"], rows["baseline_converge"]["wall_ex_restart"],
+                                              converge["x_baseline_ex_restart"], ok(converge["x_baseline_ex_restart"] <= GOAL_CONVERGE))
+            if converge else "not run at this N",
+            "%.0f MB" % rows["floor"]["simulator_rss_mb"]))
     per_host = []
     for kind, label in KINDS:
-        per_host.append("| %s | %s |" % (label, " | ".join("%.0f" % (1000.0 * table[size][kind]["cpu"] / size) for size in sorted(table))))
+        cells = ["%.0f" % (1000.0 * table[size][kind]["cpu"] / size) if kind in table[size] else "" for size in sorted(table)]
+        per_host.append("| %s | %s |" % (label, " | ".join(cells)))
     return "\n".join([
-        "Measured %s on %s (%d cores), ansible-core %s, forks %d, pipelining off (defaults), fact gathering off "
-        "(both playbooks), linear strategy. Simulated restart delay %.1f s (+%.1f s warm-up) per restart; the "
-        "converge rows include ceil(N/forks) × %.1f s of it (\"ex restart\" below subtracts it). Load average before %s, "
-        "after %s (other jobs share this machine: absolute times are noisy, ratios within one N are the signal)."
+        "Measured %s on %s (%d cores), ansible-core %s, forks %d, fact gathering off (both playbooks), linear strategy; "
+        "pipelining off (Ansible's default) unless a row says on. Simulated restart delay %.1f s (+%.1f s warm-up) per "
+        "restart; the converge rows include ceil(N/forks) × %.1f s of it (\"ex restart\" subtracts it). Sizes without a "
+        "converge row start from a preconfigured fleet (the four manual steps already done by hand). Load average "
+        "before %s, after %s (ratios within one N are the signal)."
         % (meta["date"], meta["host"], meta["cores"], meta["ansible_core"], FORKS, RESTART_DELAY, WARMUP, RESTART_DELAY,
            meta["load_before"], meta["load_after"]),
         "",
         "\n".join(lines),
         "",
-        "Targets (role): idempotent re-run ≤ 3× floor, 0 restarts, 0 cloud calls, ≤ 4 HTTP requests per host; "
-        "first converge (ex restart) faster than the baseline.",
+        "Goals (role): idempotent re-run and drift run ≤ %.1f× the floor (pipelining off), 0 restarts, 0 writes, 0 cloud "
+        "calls and ≤ %d HTTP requests per host; first converge (ex restart) ≤ %.1f× the baseline."
+        % (GOAL_RERUN, GOAL_REQUESTS, GOAL_CONVERGE),
         "",
-        "| N | re-run × floor | restarts | cloud calls/host | req/host | converge ex restart: role vs baseline |",
-        "|---:|---|---|---|---|---|",
+        "| N | re-run × floor | drift run × floor | pipelining on: re-run / drift × floor | restarts | writes / cloud calls / "
+        "requests per host | converge ex restart: role vs baseline | simulator RSS |",
+        "|---:|---|---|---|---|---|---|---:|",
         "\n".join(targets),
         "",
         "Controller CPU per host (ms; flat across N = linear cost):",
@@ -264,18 +310,21 @@ def plot(table, path):
     import matplotlib  # pylint: disable=import-outside-toplevel
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
-    sizes = sorted(table)
     fig, axis = plt.subplots(figsize=(8, 5))
-    styles = {"floor": ("black", "-", "o"), "baseline_converge": ("tab:orange", "-", "s"), "baseline_rerun": ("tab:orange", "--", "s"),
-              "role_converge": ("tab:blue", "-", "^"), "role_rerun": ("tab:blue", "--", "^"), "role_check": ("tab:blue", ":", "v")}
+    styles = {"floor": ("black", "-", "o"), "floor_pl": ("black", ":", "o"), "baseline_converge": ("tab:orange", "-", "s"),
+              "role_converge": ("tab:blue", "-", "^"), "role_rerun": ("tab:blue", "--", "^"), "role_check": ("tab:green", "--", "v"),
+              "role_rerun_pl": ("tab:blue", ":", "^"), "role_check_pl": ("tab:green", ":", "v")}
     for kind, label in KINDS:
+        points = sorted(size for size in table if kind in table[size])
+        if not points:
+            continue
         color, line, marker = styles[kind]
-        axis.plot(sizes, [table[size][kind]["wall"] for size in sizes], color=color, linestyle=line, marker=marker, label=label)
+        axis.plot(points, [table[size][kind]["wall"] for size in points], color=color, linestyle=line, marker=marker, label=label)
     axis.set_xlabel("instances (N)")
     axis.set_ylabel("wall time, s (median)")
     axis.set_title("selfhost.bitwarden fleet benchmark (forks %d)" % FORKS)
     axis.grid(True, alpha=0.3)
-    axis.legend()
+    axis.legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -297,49 +346,24 @@ def ansible_core_version():
     return match.group(1) if match else "?"
 
 
-LOG_LINE = re.compile(r"\[bench (?P<time>[0-9:]+)\]   n=(?P<size>\d+) (?P<kind>\S+) +\S+ wall (?P<wall>[0-9.]+) s cpu (?P<cpu>[0-9.]+) s "
-                      r"rc (?P<rc>\d+) changed (?P<changed>\d+) restarts (?P<restarts>\d+) req/host (?P<req>[0-9.]+) "
-                      r"cloud/host (?P<cloud>[0-9.]+) converged (?P<conv>\d+)")
-
-
-def table_from_log(path):
-    """Rebuild the measurements of an interrupted run from its progress log (peak RSS is not in the log: 0)."""
-    runs = {}
-    with open(path, encoding="utf-8") as handle:
-        for match in LOG_LINE.finditer(handle.read()):
-            runs.setdefault(int(match["size"]), {}).setdefault(match["kind"], []).append({
-                "wall": float(match["wall"]), "cpu": float(match["cpu"]), "rc": int(match["rc"]), "changed": int(match["changed"]),
-                "restarts": int(match["restarts"]), "requests_per_host": float(match["req"]), "cloud_calls_per_host": float(match["cloud"]),
-                "converged_hosts": int(match["conv"]), "maxrss_mb": 0.0})
-    complete = {size: kinds for size, kinds in runs.items() if len(kinds) == len(KINDS)}
-    return {size: {kind: summary(items) for kind, items in kinds.items()} for size, kinds in complete.items()}
-
-
 def main():
     os.makedirs(os.path.join(WORK, "logs"), exist_ok=True)
     os.makedirs(RESULTS, exist_ok=True)
     meta = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "host": os.uname().nodename, "cores": os.cpu_count(),
             "ansible_core": ansible_core_version(), "forks": FORKS, "restart_delay": RESTART_DELAY, "warmup": WARMUP,
-            "load_before": "%.2f %.2f %.2f" % os.getloadavg(), "sizes": SIZES}
+            "load_before": "%.2f %.2f %.2f" % os.getloadavg(), "sizes": SIZES, "converge_sizes": CONVERGE_SIZES,
+            "scale_sizes": SCALE_SIZES, "reps": REPS}
     started = time.monotonic()
-    table = {}
-    if len(sys.argv) == 3 and sys.argv[1] == "--from-log":
-        # Re-render the complete sizes of an interrupted run from its progress log.
-        table = table_from_log(sys.argv[2])
-        meta.update(sizes=sorted(table), from_log=sys.argv[2], load_before=os.environ.get("BENCH_LOAD_BEFORE", "?"))
-    for size in SIZES if not table else []:
-        table[size] = bench_size(size)
-    for size in table:
-        table[size]["floor"]["size"] = size
+    table = {size: bench_size(size) for size in SIZES}
+    table.update({size: bench_size(size, scale=True) for size in SCALE_SIZES})
     meta["load_after"] = "%.2f %.2f %.2f" % os.getloadavg()
     meta["duration_s"] = round(time.monotonic() - started, 1)
     ratios(table)
     stem = datetime.date.today().isoformat()
     body = render(meta, table)
     with open(os.path.join(RESULTS, stem + ".md"), "w", encoding="utf-8") as handle:
-        run_note = ("Re-rendered from the progress log of an interrupted run (%s); sizes not finished are left out."
-                    % meta["from_log"]) if meta.get("from_log") else "Whole run: %.0f s." % meta["duration_s"]
-        handle.write("# Fleet benchmark %s\n\n%s\n\n%s Logs of every run: benchmarks/work/logs/.\n" % (stem, body, run_note))
+        handle.write("# Fleet benchmark %s\n\n%s\n\nWhole run: %.0f s. Logs of every run: benchmarks/work/logs/.\n"
+                     % (stem, body, meta["duration_s"]))
     with open(os.path.join(RESULTS, stem + ".json"), "w", encoding="utf-8") as handle:
         json.dump({"meta": meta, "results": {str(size): rows for size, rows in table.items()}}, handle, indent=1, sort_keys=True)
     plot(table, os.path.join(RESULTS, stem + ".png"))
