@@ -155,6 +155,7 @@ first_sync_due:
 """
 
 import os
+import re
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.selfhost.bitwarden.plugins.module_utils import _cloud_comm, _env_file, _regions
@@ -202,6 +203,23 @@ def server_drift(client, organization_id, token, first_sync, restart_required):
                 restart_pending=not comm_enabled and not restart_required), drift
 
 
+GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def input_problems(params):
+    """Inputs that cannot work, checked before anything is read or sent."""
+    problems = []
+    client_id = params["client_id"] or ""
+    if client_id and not (client_id.startswith("user.") and GUID.match(client_id[5:])):
+        problems.append("client_id must be the personal API key of an organization owner, user.<guid> (Account settings > "
+                        "Security > Keys)")
+    if params["organization_id"] and not GUID.match(params["organization_id"]):
+        problems.append("organization_id must be the self-hosted organization's GUID")
+    if params["billing_sync_token"] is not None and not params["billing_sync_token"].strip():
+        problems.append("billing_sync_token is empty: give the token an owner generated in the cloud web vault")
+    return problems
+
+
 def main():
     argument_spec = api_argument_spec()
     argument_spec.update(
@@ -214,6 +232,9 @@ def main():
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **api_module_kwargs())
     params = module.params
+    problems = input_problems(params)
+    if problems:
+        module.fail_json(msg="; ".join(problems))
     plan = _cloud_comm.plan(module, params["bwdata_path"], params["env_file"], params["region"], True, params["install_user"])
     drift = env_drift(plan)
     marker = _cloud_comm.restart_marker(plan.env_file)

@@ -103,3 +103,15 @@ def test_installation_problems_fail_like_cloud_comm(tmp_path, fake_server, capsy
     failed, result, dummy = run_module(module.main, args(install), capsys)
     server.done()
     assert failed and "globalSettings__installation__id is all zeros" in result["msg"]
+
+
+@pytest.mark.parametrize("bad, expected", [
+    ({"client_id": "organization.3fa85f64-5717-4562-b3fc-2c963f66afa6"}, "client_id must be the personal API key"),
+    ({"organization_id": "not-a-guid"}, "organization_id must be"),
+    ({"billing_sync_token": "  "}, "billing_sync_token is empty"),
+])
+def test_bad_inputs_fail_before_any_request(install, fake_server, capsys, bad, expected):
+    server = fake_server([])
+    failed, result, dummy = run_module(module.main, dict(args(install), **bad), capsys)
+    server.done()
+    assert failed and expected in result["msg"]
