@@ -12,7 +12,6 @@ DEFAULTS = {
     "tls": False,
     "restart_delay": 1.0,
     "warmup": 0.5,
-    "allow_root": False,
     "error_delay": 0.0,
     "push_notifications": True,
     "license": True,
@@ -20,7 +19,8 @@ DEFAULTS = {
 }
 
 REGIONS = ("US", "EU")
-RESTART_FAULTS = ("ok", "fail", "never_returns")
+RESTART_FAULTS = ("ok", "fail", "never_returns", "hangs")
+HOST_FAULTS = ("pull_fails", "no_compose", "images_missing")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
@@ -42,7 +42,7 @@ def normalize_faults(faults):
         faults = {}
     if not isinstance(faults, dict):
         raise FleetError("faults must be a mapping")
-    unknown = set(faults) - {"restart", "http", "cloud_unreachable", "wrong_billing_sync_token"}
+    unknown = set(faults) - {"restart", "http", "cloud_unreachable", "wrong_billing_sync_token", *HOST_FAULTS}
     if unknown:
         raise FleetError(f"unknown fault(s): {', '.join(sorted(unknown))}")
     restart = faults.get("restart", "ok")
@@ -70,6 +70,7 @@ def normalize_faults(faults):
         "http": http,
         "cloud_unreachable": bool(faults.get("cloud_unreachable", False)),
         "wrong_billing_sync_token": bool(faults.get("wrong_billing_sync_token", False)),
+        **{key: bool(faults.get(key, False)) for key in HOST_FAULTS},
     }
 
 
@@ -91,7 +92,7 @@ def _instance_spec(raw, defaults):
     if spec["region"] not in REGIONS:
         raise FleetError(f"{name}: region must be US or EU")
     spec["env_region"] = str(spec["env_region"] or spec["region"]).upper()
-    for key in ("tls", "allow_root", "push_notifications", "license"):
+    for key in ("tls", "push_notifications", "license"):
         spec[key] = bool(spec[key])
     for key in ("restart_delay", "warmup", "error_delay"):
         spec[key] = float(spec[key])

@@ -10,6 +10,7 @@ import urllib.parse
 import uuid
 
 from . import apilog, envfile, layout
+from .docker import ComposeProject
 from .cloud import CloudResponse, Unreachable, license_document
 from .fleet import normalize_faults, parse_version
 from .httpserver import Listener, Response, json_response, nginx_page, text_response
@@ -55,7 +56,24 @@ def uri_string(url):
     return urllib.parse.urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path or "/", parts.query, ""))
 
 
-class Instance:  # pylint: disable=too-many-instance-attributes
+# run.sh's sequences (contract §7), for SimClient.bitwarden_sh: what the script would run, without the script
+RUN_SH = {
+    "start": ("down", "pull", "up", "printenv"),
+    "restart": ("down", "pull", "up", "printenv"),
+    "stop": ("down",),
+    "rebuild": ("down", "update"),
+    "updateconf": ("down", "pull-setup", "update"),
+    "update": ("down", "pull-setup", "update", "pull", "up", "printenv"),
+}
+PRINTENV = ("Bitwarden is up and running!\n===================================================\n\nvisit {url}\n"
+            "to update, run `./bitwarden.sh updateself` and then `./bitwarden.sh update`\n\n")
+UP_FAILED = ("Error response from daemon: driver failed programming external connectivity on endpoint bitwarden-nginx: "
+             "Bind for 0.0.0.0:443 failed: port is already allocated\n")
+
+
+class Instance(ComposeProject):  # pylint: disable=too-many-instance-attributes,too-many-public-methods
+    container_prefix = "bitwarden-"
+
     def __init__(self, sim, spec):
         self.sim = sim
         self.spec = spec
@@ -92,8 +110,12 @@ class Instance:  # pylint: disable=too-many-instance-attributes
                                        self.installation_id) if spec["license"] else None
         env_values = envfile.setup_values(self.url, spec["env_region"], self.installation_id, self.installation_key,
                                           spec["push_notifications"])
-        self.paths = layout.lay_out(os.path.join(sim.directory, self.name), name=self.name, url=self.url, control_url=sim.control_url,
+        self.paths = layout.lay_out(os.path.join(sim.directory, self.name), url=self.url, bin_dir=sim.bin_dir,
                                     spec=spec, env_values=env_values, org_id=self.organization_id, license_doc=org_license)
+        self.project_dir = self.paths.docker_dir
+        self.host_root = self.paths.root
+        self.containers = False
+        self.started_env = None
         self.api_log = apilog.ApiLog(self.paths.bwdata)
         self.connection_id = None
         self.request_counter = 0
@@ -210,6 +232,8 @@ class Instance:  # pylint: disable=too-many-instance-attributes
                 self.settings = None
                 self.start_error = str(exc)
             self.state = "down" if self.start_error else ("starting" if warmup > 0 else "up")
+            self.containers = True
+            self.started_env = env
         if self.start_error:
             self.api_log.write("FTL", "Host terminated unexpectedly", self._request_id(), 0, f"System.InvalidOperationException: {self.start_error}")
             self.sim.log(f"{self.name}: start-up failed: {self.start_error}")
@@ -228,22 +252,83 @@ class Instance:  # pylint: disable=too-many-instance-attributes
         with self.lock:
             self.generation += 1
             self.state = "down"
+            self.containers = False
         self.listener.stop()
 
+    # -- the compose project the docker stand-in drives (docker.py) -------------------------------------------
+    def compose_files(self):
+        files = [self.paths.compose_file]
+        return files + [self.paths.compose_override] if os.path.exists(self.paths.compose_override) else files
+
+    def containers_exist(self):
+        with self.lock:
+            return self.containers
+
+    def remove_containers(self):
+        self.go_down()
+
+    def compose_up(self):
+        """Create the containers, or recreate them when the env files resolve differently (the settings are read
+        again); unchanged running containers are left alone. The restart faults act here."""
+        try:
+            env = self.read_environment()
+        except envfile.EnvFileError as exc:
+            return "", f"{exc}\n", 1
+        with self.lock:
+            exists, changed, fault = self.containers, env != self.started_env, self.faults["restart"]
+        services = list(self.services())
+        if exists and not changed:
+            return "".join(f" Container bitwarden-{s}  Running\n" for s in services), "", 0
+        with self.lock:
+            self.restarts += 1
+        self.sim.log(f"{self.name}: compose up ({'recreate' if exists else 'create'})")
+        progress = "".join(f" Container bitwarden-{s}  {'Recreated' if exists else 'Created'}\n" for s in services)
+        self.go_down()
+        if fault == "hangs":
+            self.sim.stopping.wait()
+            return "", "", 1
+        time.sleep(self.spec["restart_delay"])
+        if fault == "fail":
+            return progress, UP_FAILED, 1
+        if fault == "never_returns":
+            with self.lock:
+                self.containers = True  # created, but the apps never answer
+            return progress, "", 0
+        self.boot(env, self.spec["warmup"])
+        return progress + "".join(f" Container bitwarden-{s}  Started\n" for s in services), "", 0
+
+    def setup(self, argv):
+        """The setup container run.sh starts: `-printenv` after a start, `-update 1` for rebuild/updateconf/update."""
+        if "-printenv" in argv:
+            return PRINTENV.format(url=self.url), "", 0
+        if "-update" in argv and "-db" not in argv:
+            self._rebuild_env()
+            return "Building docker environment files.\nBuilding docker environment override files.\n", "", 0
+        return "", "", 0
+
     def run_script_command(self, command, user):
-        """The effect of `bitwarden.sh <command>`; returns (output, exit code) once the containers are created."""
+        """What `bitwarden.sh <command>` makes run.sh do through docker; -> (stdout, stderr, exit code)."""
         with self.op_lock:
             self.sim.log(f"{self.name}: bitwarden.sh {command} by {user}")
-            if command in ("start", "restart", "update"):
-                return self._restart(command)
-            if command == "stop":
-                self.go_down()
-                return "", 0
-            if command in ("rebuild", "updateconf"):
-                self.go_down()
-                self._rebuild_env()
-                return "", 0
-            return "", 0
+            env = {"COMPOSE_FILE": ":".join(self.compose_files())}
+            setup_image = f"ghcr.io/bitwarden/setup:{self.spec['version']}"
+            mount = ["-v", f"{self.paths.bwdata}:/bitwarden", setup_image, "/app/Setup"]
+            argvs = {"pull": ["compose", "pull"], "up": ["compose", "up", "-d"], "pull-setup": ["pull", setup_image],
+                     "printenv": ["run", *mount, "-printenv", "1"], "update": ["run", *mount, "-update", "1"]}
+            out, err = "", ""
+            for step in RUN_SH.get(command, ()):
+                if step == "down":
+                    listing = self.sim.docker.run(["compose", "ps"], self.paths.root, env, user)[0]
+                    if len(listing.splitlines()) <= 2:
+                        continue
+                    argv = ["compose", "down"]
+                else:
+                    argv = argvs[step]
+                step_out, step_err, code = self.sim.docker.run(argv, self.paths.root, env, user)
+                out, err = out + step_out, err + step_err
+                if code:
+                    return out, err, code
+            return out, err, 0
 
     def _rebuild_env(self):
         with open(self.paths.env_file, encoding="utf-8") as handle:
@@ -251,27 +336,6 @@ class Instance:  # pylint: disable=too-many-instance-attributes
         with open(self.paths.env_file, "w", encoding="utf-8", newline="") as handle:
             handle.write(envfile.rebuild(text, self.url, self.spec["push_notifications"]))
         os.chmod(self.paths.env_file, 0o600)
-
-    def _restart(self, command):
-        with self.lock:
-            self.restarts += 1
-            fault = self.faults["restart"]
-        self.go_down()
-        if command == "update":
-            self._rebuild_env()
-        time.sleep(self.spec["restart_delay"])
-        if fault == "fail":
-            return ("Error response from daemon: Get \"https://ghcr.io/v2/\": dial tcp: lookup ghcr.io on 127.0.0.53:53: "
-                    "server misbehaving\n"), 1
-        if fault == "never_returns":
-            return "", 0
-        try:
-            env = self.read_environment()
-        except envfile.EnvFileError as exc:
-            return f"{exc}\n", 1
-        self.boot(env, self.spec["warmup"])
-        return (f"Bitwarden is up and running!\n===================================================\n\nvisit {self.url}\n"
-                "to update, run `./bitwarden.sh updateself` and then `./bitwarden.sh update`\n\n"), 0
 
     # -- data --------------------------------------------------------------------------------------------------
     def register_device(self, user_id, identifier):
@@ -446,5 +510,6 @@ class Instance:  # pylint: disable=too-many-instance-attributes
                 "devices": [d["identifier"] for d in self.devices],
                 "counters": self.counters.snapshot(),
                 "faults": copy.deepcopy(self.faults),
+                "docker_calls": self.sim.docker.calls_of(self),
             })
             return state

@@ -7,7 +7,7 @@ import sys
 import yaml
 
 
-def host_vars(instance, ca_path):
+def host_vars(instance, ca_path, docker_path):
     creds = instance.credentials()["owner"]
     values = {
         "ansible_connection": "local",
@@ -20,16 +20,18 @@ def host_vars(instance, ca_path):
         "billing_sync_client_id": creds["client_id"],
         "billing_sync_client_secret": creds["client_secret"],
         "billing_sync_token": instance.inventory_token,
+        # the simulator's docker stand-in (a real host has docker on PATH)
+        "billing_sync_docker_command": docker_path,
     }
     if instance.spec["tls"]:
         values["billing_sync_ca_path"] = ca_path
     return values
 
 
-def write_inventory(path, instances, ca_path):
+def write_inventory(path, instances, ca_path, docker_path):
     groups = {"bitwarden_us": {"hosts": {}}, "bitwarden_eu": {"hosts": {}}}
     for instance in instances:
-        groups[f"bitwarden_{instance.spec['region'].lower()}"]["hosts"][instance.name] = host_vars(instance, ca_path)
+        groups[f"bitwarden_{instance.spec['region'].lower()}"]["hosts"][instance.name] = host_vars(instance, ca_path, docker_path)
     for group in groups.values():
         if not group["hosts"]:
             group["hosts"] = None

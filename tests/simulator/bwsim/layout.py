@@ -8,7 +8,10 @@ import sys
 from . import envfile
 from .settings import GLOBAL_ENV
 
-TEMPLATE = os.path.join(os.path.dirname(__file__), "templates", "bitwarden.sh")
+TEMPLATES = os.path.join(os.path.dirname(__file__), "templates")
+# bwdata/docker/docker-compose.yml: the services Setup writes for a standard deployment (DockerCompose.hbs)
+CORE_SERVICES = ("mssql", "web", "attachments", "api", "identity", "sso", "admin", "portal", "icons", "notifications",
+                 "events", "nginx")
 
 
 class InstallDir:
@@ -19,6 +22,10 @@ class InstallDir:
         self.bwdata = os.path.join(root, "bwdata")
         self.script = os.path.join(root, "bitwarden.sh")
         self.script_log = os.path.join(root, "bitwarden.sh.log")
+        self.run_script = os.path.join(self.bwdata, "scripts", "run.sh")
+        self.docker_dir = os.path.join(self.bwdata, "docker")
+        self.compose_file = os.path.join(self.docker_dir, "docker-compose.yml")
+        self.compose_override = os.path.join(self.docker_dir, "docker-compose.override.yml")
         self.config_yml = os.path.join(self.bwdata, "config.yml")
         self.env_file = os.path.join(self.bwdata, "env", "global.override.env")
         self.uid_env = os.path.join(self.bwdata, "env", "uid.env")
@@ -68,26 +75,43 @@ def uid_env():
     return f"LOCAL_UID={uid}\nLOCAL_GID={gid}\n"
 
 
-def render_script(name, control_url, version, allow_root):
-    with open(TEMPLATE, encoding="utf-8") as handle:
+def render(template, **values):
+    with open(os.path.join(TEMPLATES, template), encoding="utf-8") as handle:
         text = handle.read()
-    for key, value in (
-        ("@SIM_NAME@", name),
-        ("@SIM_CONTROL@", control_url),
-        ("@SIM_PYTHON@", script_python()),
-        ("@SIM_ALLOW_ROOT@", "true" if allow_root else "false"),
-        ("@COREVERSION@", version),
-    ):
-        text = text.replace(key, value)
+    for key, value in values.items():
+        text = text.replace(f"@{key.upper()}@", value)
     return text
 
 
-def lay_out(root, *, name, url, control_url, spec, env_values, org_id, license_doc):
+def compose_yml(version):
+    """The part of Setup's docker-compose.yml the simulator reads: services and their images."""
+    lines = ["#", "# Useful references:", "# https://docs.docker.com/compose/compose-file/", "#",
+             "# WARNING: This file is generated. Do not make changes to this file.", "# They will be overwritten on update.",
+             "# You can manage various settings used in this file from the ./bwdata/config.yml file for your installation.",
+             "", "services:"]
+    for service in CORE_SERVICES:
+        image = f"ghcr.io/bitwarden/{service}:{version}"
+        lines += [f"  {service}:", f"    image: {image}", f"    container_name: bitwarden-{service}", "    restart: always"]
+        if service not in ("web", "nginx", "icons", "attachments"):
+            lines += ["    env_file:", "      - global.env", "      - ../env/uid.env", "      - ../env/global.override.env"]
+    return "\n".join(lines) + "\n"
+
+
+def lay_out_docker(bin_dir, control_url):
+    """DIR/bin/docker: the stand-in the simulated scripts find on PATH (and the inventory names for the role)."""
+    path = os.path.join(bin_dir, "docker")
+    _write(path, render("docker", sim_python=script_python(), sim_control=control_url), 0o755)
+    return path
+
+
+def lay_out(root, *, url, bin_dir, spec, env_values, org_id, license_doc):
     """Create (or recreate) the install dir for one instance."""
     if os.path.isdir(root):
         shutil.rmtree(root)
     paths = InstallDir(root)
-    _write(paths.script, render_script(name, control_url, spec["version"], spec["allow_root"]), 0o755)
+    _write(paths.script, render("bitwarden.sh", sim_bin=bin_dir, coreversion=spec["version"]), 0o755)
+    _write(paths.run_script, render("run.sh"), 0o755)
+    _write(paths.compose_file, compose_yml(spec["version"]))
     _write(paths.script_log, "", 0o644)
     _write(paths.config_yml, config_yml(url, spec["push_notifications"]))
     _write(paths.env_file, envfile.render(env_values), 0o600)

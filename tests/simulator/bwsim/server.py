@@ -10,9 +10,11 @@ import threading
 import traceback
 
 from .cloud import Clouds
+from .docker import DockerHost
 from .fleet import FleetError
 from .httpserver import Acceptor, Listener, json_response
 from .instance import Instance
+from .layout import lay_out_docker
 from .inventory import write_inventory
 
 INSTANCE_ROUTE = re.compile(r"^/_sim/instances/([^/]+)(?:/([a-z-]+))?/?$")
@@ -40,13 +42,17 @@ class Simulator:
             self.ssl_context = tlsutil.server_context(tlsutil.make_certificates(self.directory))
         self.control = Listener(self.acceptor, self.handle_control)
         self.control_url = f"http://127.0.0.1:{self.control.port}"
+        self.docker = DockerHost(self.stopping)
+        self.bin_dir = os.path.join(self.directory, "bin")
+        self.docker_path = lay_out_docker(self.bin_dir, self.control_url)
         self.instances = {}
         for spec in specs:
             self.instances[spec["name"]] = Instance(self, spec)
+            self.docker.register(self.instances[spec["name"]].project_dir, self.instances[spec["name"]])
         for instance in self.instances.values():
             instance.boot(instance.read_environment(), 0)
         self.control.start()
-        write_inventory(os.path.join(self.directory, "inventory.yml"), self.instances.values(), self.ca_path)
+        write_inventory(os.path.join(self.directory, "inventory.yml"), self.instances.values(), self.ca_path, self.docker_path)
         _write_json(os.path.join(self.directory, "control.json"), {"pid": os.getpid(), "port": self.control.port})
         self.log(f"serving {len(self.instances)} instance(s); control on {self.control_url}")
 
@@ -60,6 +66,11 @@ class Simulator:
         path = request.path.rstrip("/") or "/"
         if path == "/_sim/instances" and request.method == "GET":
             return json_response(200, [inst.summary() for inst in self.instances.values()])
+        if path == "/_sim/docker" and request.method == "POST":
+            body = request.json()
+            out, err, code = self.docker.run([str(a) for a in body.get("argv") or []], str(body.get("cwd") or ""),
+                                             dict(body.get("env") or {}), str(body.get("user") or ""))
+            return json_response(200, {"stdout": out, "stderr": err, "exit_code": code})
         if path == "/_sim/shutdown" and request.method == "POST":
             self.stopping.set()
             return json_response(200, {"stopping": True})
@@ -82,8 +93,8 @@ class Simulator:
                 return json_response(200, {"billing_sync_token": inst.rotate_billing_sync_token()})
             if action == "bitwarden-sh" and request.method == "POST":
                 body = request.json()
-                output, code = inst.run_script_command(str(body.get("command", "")), str(body.get("user", "")))
-                return json_response(200, {"output": output, "exit_code": code})
+                output, errors, code = inst.run_script_command(str(body.get("command", "")), str(body.get("user", "")))
+                return json_response(200, {"output": output, "stderr": errors, "exit_code": code})
         except (FleetError, ValueError, TypeError) as exc:
             return json_response(400, {"error": str(exc)})
         return json_response(405, {"error": f"{request.method} not allowed on {request.path}"})

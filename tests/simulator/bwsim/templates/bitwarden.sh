@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
-# bitwarden.sh as laid out by the bwsim simulator: same banner, root prompt, commands and exit codes as the
-# real script, but the "containers" are the simulator's instance, reached through its control port.
+# bitwarden.sh as laid out by the bwsim simulator: same banner, root prompt, commands, output streams and exit codes
+# as the real script (self-host bitwarden.sh, contract §7); it hands the commands to bwdata/scripts/run.sh, whose
+# docker is the simulator's stand-in.
 set -e
 
-SIM_NAME="@SIM_NAME@"
-SIM_CONTROL="@SIM_CONTROL@"
-SIM_PYTHON="@SIM_PYTHON@"
-SIM_ALLOW_ROOT="@SIM_ALLOW_ROOT@"
+# The simulator's docker stand-in plays the system's docker (a real host has it in /usr/bin).
+PATH="@SIM_BIN@:$PATH"
 COMMAND="${1:-}"
 DIR="$( cd "$( dirname "${BASH_SOURCE[0]}" )" && pwd )"
 
@@ -38,9 +37,10 @@ EOT
 RED='\033[0;31m'
 NC='\033[0m'
 
-if [ "$EUID" -eq 0 ] && [ "$SIM_ALLOW_ROOT" != "true" ]; then
+if [ "$EUID" -eq 0 ]; then
     echo -e "${RED}WARNING: This script is running as the root user!"
     echo -e "If you are running a standard deployment this script should be running as a dedicated Bitwarden User as per the documentation.${NC}"
+    # read straight from stdin like the real script: closed -> "read error", EOF -> exit 1, open and silent -> waits
     read -r -p "Do you still want to continue? (y/n): " choice
     case "$choice" in
         [Yy]|[Yy][Ee][Ss])
@@ -56,12 +56,28 @@ OUTPUT="$DIR/bwdata"
 if [ $# -eq 2 ]; then
     OUTPUT=$2
 fi
+if docker compose &> /dev/null; then
+    dccmd='docker compose'
+elif command -v docker-compose &> /dev/null; then
+    dccmd='docker-compose'
+    echo "docker compose not found, falling back to docker-compose."
+else
+    echo "Error: Neither 'docker compose' nor 'docker-compose' commands were found. Please install Docker Compose." >&2
+    exit 1
+fi
 
+SCRIPTS_DIR="$OUTPUT/scripts"
 COREVERSION="@COREVERSION@"
+WEBVERSION="@COREVERSION@"
+KEYCONNECTORVERSION="2025.11.0"
 
 echo "bitwarden.sh version $COREVERSION"
-echo "Docker version 28.2.2, build e6534b4 (bwsim)"
-echo "Docker Compose version v2.36.2 (bwsim)"
+docker --version
+if [[ "$dccmd" == "docker compose" ]]; then
+    $dccmd version
+else
+    $dccmd --version
+fi
 echo ""
 
 function checkOutputDirExists() {
@@ -76,31 +92,6 @@ function checkOutputDirNotExists() {
         echo "Looks like Bitwarden is already installed at $OUTPUT."
         exit 1
     fi
-}
-
-# Tell the simulator; it answers when the "containers are created" (not when they are healthy).
-function simulate() {
-    "$SIM_PYTHON" -I - "$SIM_CONTROL" "$SIM_NAME" "$1" "$(id -un)" << "PYEOF"
-import json
-import sys
-import urllib.request
-
-url, name, command, user = sys.argv[1:5]
-opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-request = urllib.request.Request(
-    f"{url}/_sim/instances/{name}/bitwarden-sh",
-    data=json.dumps({"command": command, "user": user}).encode(),
-    headers={"Content-Type": "application/json"},
-)
-try:
-    with opener.open(request, timeout=3600) as response:
-        result = json.load(response)
-except OSError as exc:
-    print(f"bwsim: the simulator does not answer at {url}: {exc}", file=sys.stderr)
-    sys.exit(1)
-sys.stdout.write(result.get("output", ""))
-sys.exit(int(result.get("exit_code", 1)))
-PYEOF
 }
 
 function listCommands() {
@@ -131,9 +122,13 @@ case $1 in
     "install")
         checkOutputDirNotExists
         ;;
-    "start" | "restart" | "update" | "rebuild" | "updateconf" | "updatedb" | "stop" | "renewcert" | "uninstall")
+    "start" | "restart" | "update" | "rebuild" | "updateconf" | "updatedb" | "stop" | "renewcert")
         checkOutputDirExists
-        simulate "$1"
+        "$SCRIPTS_DIR/run.sh" "$1" "$OUTPUT" "$COREVERSION" "$WEBVERSION" "$KEYCONNECTORVERSION"
+        ;;
+    "uninstall")
+        checkOutputDirExists
+        "$SCRIPTS_DIR/run.sh" uninstall "$OUTPUT"
         ;;
     "updaterun")
         checkOutputDirExists

@@ -1,0 +1,232 @@
+"""The host's docker engine and compose plugin, as the stand-in CLI (`DIR/bin/docker`) reaches them.
+
+The stand-in sends its argv, working directory, COMPOSE_FILE and user to `POST /_sim/docker`; this module finds the
+compose project the call is about and answers like docker/compose would (stdout, stderr, exit code). A project is
+anything registered with `DockerHost.register(project_dir, project)` that offers the `ComposeProject` interface, so a
+standard install (`bwdata/docker`) and a Bitwarden Lite dir (`docker-compose.yml` + `settings.env`) share it.
+"""
+
+import hashlib
+import os
+import re
+import threading
+
+import yaml
+
+DOCKER_VERSION = "Docker version 28.2.2, build e6534b4"
+COMPOSE_VERSION = "Docker Compose version v2.36.2"
+# contract §7: what a host that cannot reach the registry gets from docker (measured: rc 18 from compose pull)
+REGISTRY_ERROR = 'Get "https://ghcr.io/v2/": dial tcp: lookup ghcr.io on 127.0.0.53:53: no such host'
+PULL_FAILED_RC = 18
+NO_COMPOSE = "docker: 'compose' is not a docker command.\nSee 'docker --help'\n"
+NO_PROJECT = "no configuration file provided: not found\n"
+COMPOSE_USAGE = ("\nUsage:  docker compose [OPTIONS] COMMAND\n\nDefine and run multi-container applications with Docker\n\n"
+                 "Commands:\n  config      Parse, resolve and render compose file in canonical format\n"
+                 "  down        Stop and remove containers, networks\n  images      List images used by the created containers\n"
+                 "  ps          List containers\n  pull        Pull service images\n  up          Create and start containers\n"
+                 "  version     Show the Docker Compose version information\n")
+PS_HEADER = "NAME                      IMAGE                                    COMMAND                  SERVICE   CREATED   STATUS    PORTS"
+VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}")
+
+
+class ComposeProject:
+    """What a compose project offers the engine. Subclasses set `project_dir`, `container_prefix`, `faults`,
+    and implement `containers_exist()`, `remove_containers()` and `compose_up()`; optionally `setup(argv)` (the
+    standard deployment's setup container) and `host_root` (a dir above `project_dir` that is still this host's)."""
+
+    project_dir = ""
+    container_prefix = ""
+
+    def compose_files(self):
+        return [os.path.join(self.project_dir, "docker-compose.yml")]
+
+    def services(self):
+        """service -> image, from the compose files as compose resolves them (later files override)."""
+        services = {}
+        for path in self.compose_files():
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    document = yaml.safe_load(handle) or {}
+            except FileNotFoundError:
+                continue
+            for name, service in (document.get("services") or {}).items():
+                image = (service or {}).get("image")
+                if image:
+                    services[name] = VAR_RE.sub(lambda m: os.environ.get(m.group(1)) or m.group(2) or "", str(image))
+                else:
+                    services.setdefault(name, "")
+        return services
+
+    def containers_exist(self):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def remove_containers(self):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def compose_up(self):  # pragma: no cover - interface
+        """`docker compose up -d`: create missing containers, recreate those whose resolved environment changed,
+        leave the rest running; -> (stdout, stderr, exit code); may block (the `restart: hangs` fault)."""
+        raise NotImplementedError
+
+
+def _container_id(name):
+    return hashlib.sha256(name.encode()).hexdigest()[:12]
+
+
+class DockerHost:
+    """One engine per simulator process; each project answers for the host it stands for (its faults)."""
+
+    def __init__(self, stopping):
+        self.stopping = stopping
+        self._projects = {}
+        self._lock = threading.Lock()
+        self.calls = {}
+
+    def register(self, project_dir, project):
+        with self._lock:
+            self._projects[os.path.realpath(project_dir)] = project
+            self.calls.setdefault(id(project), [])
+
+    def calls_of(self, project):
+        with self._lock:
+            return list(self.calls.get(id(project), []))
+
+    # -- finding the project ---------------------------------------------------------------------------------
+    def _by_path(self, path):
+        """The project whose dir holds `path` (the compose dir or one of its parents up to the install dir)."""
+        path = os.path.realpath(path)
+        with self._lock:
+            best = None
+            for project_dir, project in self._projects.items():
+                roots = (project_dir, getattr(project, "host_root", project_dir))
+                if any(path == root or path.startswith(root + os.sep) for root in roots):
+                    if best is None or len(project_dir) > len(best[0]):
+                        best = (project_dir, project)
+            return best[1] if best else None
+
+    def find(self, argv, cwd, env):
+        """COMPOSE_FILE, then `-f`, then a `-v <bwdata>:/bitwarden` mount, then the working directory."""
+        compose_file = env.get("COMPOSE_FILE") or ""
+        if compose_file:
+            return self._by_path(os.path.dirname(compose_file.split(":")[0]))
+        for flag, value in zip(argv, argv[1:]):
+            if flag in ("-f", "--file", "--project-directory"):
+                return self._by_path(os.path.dirname(value) if flag != "--project-directory" else value)
+            if flag in ("-v", "--volume") and value.endswith(":/bitwarden"):
+                return self._by_path(os.path.join(value[:-len(":/bitwarden")], "docker"))
+        return self._by_path(cwd) if cwd else None
+
+    # -- the CLI ---------------------------------------------------------------------------------------------
+    def run(self, argv, cwd, env, user):
+        """-> (stdout, stderr, exit code) of `docker <argv>`."""
+        project = self.find(argv, cwd, env)
+        faults = project.faults if project is not None else {}
+        result = self._dispatch(argv, project, faults)
+        if project is not None:
+            with self._lock:
+                self.calls[id(project)].append({"argv": list(argv), "user": user, "exit_code": result[2]})
+        return result
+
+    def _dispatch(self, argv, project, faults):
+        if argv in (["--version"], ["-v"]):
+            return DOCKER_VERSION + "\n", "", 0
+        if not argv:
+            return "Usage:  docker [OPTIONS] COMMAND\n", "", 0
+        if argv[0] == "compose":
+            if faults.get("no_compose"):
+                return "", NO_COMPOSE, 1
+            return self._compose(argv[1:], project, faults)
+        if argv[:2] == ["image", "inspect"]:
+            return self._image_inspect(argv[2:], project, faults)
+        if argv[:2] == ["manifest", "inspect"]:
+            return self._manifest_inspect(argv[2:], faults)
+        if argv[0] == "pull":
+            return self._pull_image(argv[-1], faults)
+        if argv[0] == "run":
+            return self._run(argv, project)
+        return "", f"bwsim docker stand-in: `docker {' '.join(argv)}` is not simulated\n", 125
+
+    def _compose(self, args, project, faults):
+        options = [a for a in args if a.startswith("-")]
+        words = [a for a in args if not a.startswith("-")]
+        if not words:
+            return COMPOSE_USAGE, "", 0
+        verb = words[0]
+        if verb == "version":
+            return COMPOSE_VERSION + "\n", "", 0
+        if project is None:
+            return "", NO_PROJECT, 1
+        if verb == "config" and "--images" in options:
+            return "".join(image + "\n" for image in project.services().values() if image), "", 0
+        if verb == "ps":
+            return self._ps(project, quiet="-q" in options or "--quiet" in options), "", 0
+        if verb == "down":
+            return self._down(project), "", 0
+        if verb == "pull":
+            return self._pull(project, faults)
+        if verb == "up" and ("-d" in options or "--detach" in options):
+            return project.compose_up()
+        return "", f"bwsim docker stand-in: `docker compose {' '.join(args)}` is not simulated\n", 125
+
+    @staticmethod
+    def _ps(project, quiet):
+        if not project.containers_exist():
+            return "" if quiet else PS_HEADER + "\n"
+        lines = [] if quiet else [PS_HEADER]
+        for service, image in project.services().items():
+            name = f"{project.container_prefix}{service}"
+            lines.append(_container_id(name) if quiet else
+                         f"{name:<25} {image:<40} \"/entrypoint.sh\"        {service:<9} 1 min    Up 1 min (healthy)")
+        return "\n".join(lines) + "\n"
+
+    @staticmethod
+    def _down(project):
+        """compose writes its progress to the terminal; without one the lines are plain."""
+        if not project.containers_exist():
+            return ""
+        project.remove_containers()
+        lines = []
+        for service in reversed(list(project.services())):
+            lines += [f" Container {project.container_prefix}{service}  Stopping", f" Container {project.container_prefix}{service}  Removed"]
+        return "\n".join(lines) + "\n"
+
+    @staticmethod
+    def _pull(project, faults):
+        if faults.get("pull_fails"):
+            return "", f"Error response from daemon: {REGISTRY_ERROR}\n", PULL_FAILED_RC
+        return "".join(f" {service} Pulled\n" for service in project.services()), "", 0
+
+    @staticmethod
+    def _pull_image(image, faults):
+        if faults.get("pull_fails"):
+            return "", f"Error response from daemon: {REGISTRY_ERROR}\n", 1
+        repo, _, tag = image.rpartition(":")
+        return (f"{tag}: Pulling from {repo.split('/', 1)[-1]}\nDigest: sha256:{hashlib.sha256(image.encode()).hexdigest()}\n"
+                f"Status: Image is up to date for {image}\n{image}\n"), "", 0
+
+    @staticmethod
+    def _image_inspect(images, project, faults):
+        known = set(project.services().values()) if project is not None else set()
+        out, err, code = [], "", 0
+        for image in (i for i in images if not i.startswith("-")):
+            if faults.get("images_missing") or image not in known:
+                err += f"Error response from daemon: No such image: {image}\n"
+                code = 1
+            else:
+                out.append(f'{{"Id": "sha256:{hashlib.sha256(image.encode()).hexdigest()}", "RepoTags": ["{image}"]}}')
+        return ("[" + ",\n".join(out) + "]\n" if out else "[]\n"), err, code
+
+    @staticmethod
+    def _manifest_inspect(images, faults):
+        image = next((i for i in images if not i.startswith("-")), "")
+        if faults.get("pull_fails"):
+            return "", REGISTRY_ERROR + "\n", 1
+        return ('{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": []}\n'
+                if image else ""), ("" if image else '"docker manifest inspect" requires at least 1 argument.\n'), (0 if image else 1)
+
+    @staticmethod
+    def _run(argv, project):
+        """Only the setup container run.sh starts: `-printenv` and `-update`."""
+        if project is None or not hasattr(project, "setup"):
+            return "", "bwsim docker stand-in: only the bitwarden setup container can be run\n", 125
+        return project.setup(argv)
