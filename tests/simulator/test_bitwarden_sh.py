@@ -1,4 +1,9 @@
-"""bitwarden.sh and restart semantics: refused while down, env read only at start, log lines, root prompt."""
+"""bitwarden.sh and restart semantics: refused while down, env read only at start, log lines, root prompt.
+
+Pinned to contract §7 and upstream self-host bitwarden.sh/run.sh (v2026.8.0): banner and progress on stdout, every
+docker/compose/bash error on stderr; `restart` runs bwdata/scripts/run.sh, whose sequence is ps -> down (only when
+`ps` has more than 2 lines) -> pull -> up -d -> setup -printenv under `set -e`.
+"""
 
 import os
 import pwd
@@ -14,11 +19,17 @@ import requests
 from helpers.sim import start_fleet
 
 
-def run_script(fleet, name, *args, stdin="", user=None):
+# As root, answer the prompt the way the role does (a "y" on a pipe that then closes); other users get no prompt.
+ANSWER = "y\n" if os.geteuid() == 0 else ""
+
+
+def run_script(fleet, name, *args, stdin=ANSWER, user=None):
+    """Run the script from its install dir, as the role does (the working dir tells the docker stand-in the host)."""
     command = [str(fleet.install_dir(name) / "bitwarden.sh"), *args]
     if user:
         command = ["runuser", "-u", user, "--", *command]
-    return subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=60, check=False,
+                          cwd=str(fleet.install_dir(name)))
 
 
 def refused(url):
@@ -41,7 +52,7 @@ def fleet(module_fleet):
     return module_fleet([
         {"name": "restart", "restart_delay": 0.8, "warmup": 2.5}, {"name": "banner"}, {"name": "root"}, {"name": "env"},
         {"name": "zero-id"}, {"name": "bad-bool"}, {"name": "quote"}, {"name": "rebuild"}, {"name": "stop"}, {"name": "reread"},
-    ], allow_root=True)
+    ])
 
 
 def env_path(fleet, name):
@@ -52,18 +63,22 @@ def test_restart_refuses_then_warms_up_then_serves(fleet):
     url = fleet.instance("restart")["url"]
     started = time.monotonic()
     proc = subprocess.Popen([str(fleet.install_dir("restart") / "bitwarden.sh"), "restart"],  # pylint: disable=consider-using-with
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 0.7
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=str(fleet.install_dir("restart")))
+    proc.stdin.write(ANSWER)
+    proc.stdin.close()
+    deadline = time.monotonic() + 5  # banner, compose checks, ps, then down
     seen_refused = False
     while time.monotonic() < deadline and not seen_refused:
         seen_refused = refused(url)
         time.sleep(0.02)
     assert seen_refused
     assert fleet.instance("restart")["state"] == "down"
-    out = proc.communicate(timeout=10)[0]
+    out = proc.stdout.read()
+    proc.wait(timeout=10)
     elapsed = time.monotonic() - started
     assert proc.returncode == 0
-    assert 0.8 <= elapsed < 0.8 + 2.5  # returns when the containers exist, before the warm-up ends
+    assert elapsed >= 0.8  # returns when the containers exist; the state below shows it is before the warm-up ends
     assert "Bitwarden is up and running!" in out
     # warm-up: nginx answers, the apps do not yet
     assert requests.get(url + "/alive", timeout=2).status_code == 200
@@ -112,6 +127,7 @@ def test_root_is_asked_and_refused_without_yes(tmp_path):
         result = run_script(fleet, "r", "restart", stdin="")
         assert result.returncode == 1
         assert "WARNING: This script is running as the root user!" in result.stdout
+        assert result.stderr == ""  # EOF on stdin: `read` fails silently, set -e exits 1
         # `read -p` shows its prompt only on a terminal, so a non-interactive run just exits 1
         result = run_script(fleet, "r", "restart", stdin="n\n")
         assert result.returncode == 1
@@ -200,7 +216,8 @@ def test_unparsable_env_file_fails_restart(fleet):
         handle.write('globalSettings__hibpApiKey="unterminated\n')
     result = run_script(fleet, "quote", "restart")
     assert result.returncode == 1
-    assert "unterminated quoted value" in result.stdout
+    assert "unterminated quoted value" in result.stderr
+    assert "unterminated" not in result.stdout
     assert fleet.instance("quote")["state"] == "down"
     assert refused(fleet.instance("quote")["url"])
 
@@ -243,3 +260,121 @@ def test_old_keep_alive_connections_are_dropped_on_restart(fleet):
     assert sock.recv(1024) == b""
     sock.close()
     fleet.client.bitwarden_sh("stop", "start")
+
+
+# -- the restart sequence and its failures (contract §7; self-host run.sh `restart`) ---------------------------------
+@pytest.fixture(scope="module")
+def seq_fleet(module_fleet):
+    return module_fleet([{"name": n} for n in ("seq", "seq-down", "pull", "nocompose", "norun", "noexec", "upfail",
+                                                 "hang", "prompt")])
+
+
+def docker_argvs(fleet, name):
+    return [" ".join(call["argv"]) for call in fleet.instance(name)["docker_calls"]]
+
+
+def test_restart_runs_the_run_sh_sequence(seq_fleet):
+    result = run_script(seq_fleet, "seq", "restart")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert result.stdout.rstrip().splitlines()[-3:] == [
+        "", f"visit {seq_fleet.instance('seq')['url']}", "to update, run `./bitwarden.sh updateself` and then `./bitwarden.sh update`"]
+    assert "Docker version" in result.stdout and "Docker Compose version" in result.stdout
+    assert docker_argvs(seq_fleet, "seq") == [
+        "compose", "--version", "compose version",  # bitwarden.sh: compose check, version lines
+        "compose",  # run.sh: compose check
+        "compose ps", "compose down", "compose pull", "compose up -d",
+        "pull ghcr.io/bitwarden/setup:2026.8.0",
+        f"run -i --rm --name setup -v {seq_fleet.install_dir('seq')}/bwdata:/bitwarden --env-file "
+        f"{seq_fleet.install_dir('seq')}/bwdata/env/uid.env ghcr.io/bitwarden/setup:2026.8.0 /app/Setup -printenv 1 "
+        "-os lin -corev 2026.8.0 -webv 2026.8.0 -keyconnectorv 2025.11.0",
+    ]
+    assert seq_fleet.instance("seq")["restarts"] == 1
+
+
+def test_restart_of_a_stopped_deployment_skips_down(seq_fleet):
+    assert run_script(seq_fleet, "seq-down", "stop").returncode == 0
+    assert seq_fleet.instance("seq-down")["state"] == "down"
+    before = len(docker_argvs(seq_fleet, "seq-down"))
+    assert run_script(seq_fleet, "seq-down", "restart").returncode == 0
+    steps = [a for a in docker_argvs(seq_fleet, "seq-down")[before:] if a.startswith("compose ") and a != "compose version"]
+    assert steps == ["compose ps", "compose pull", "compose up -d"]  # `ps` prints only its header: no down
+    wait_state(seq_fleet, "seq-down", "up")
+
+
+def test_pull_failure_after_down_leaves_the_server_down(seq_fleet):
+    """contract §7: registry unreachable -> "Error response from daemon: …" on stderr, rc 18, server down; again the same."""
+    seq_fleet.client.set_faults("pull", {"pull_fails": True})
+    url = seq_fleet.instance("pull")["url"]
+    for attempt in range(2):
+        result = run_script(seq_fleet, "pull", "restart")
+        assert result.returncode == 18, (attempt, result.stderr)
+        assert result.stderr.startswith("Error response from daemon: Get \"https://ghcr.io/v2/\"")
+        assert "Error" not in result.stdout
+        assert seq_fleet.instance("pull")["state"] == "down"
+        assert refused(url)
+    argvs = docker_argvs(seq_fleet, "pull")
+    assert argvs.count("compose down") == 1 and argvs.count("compose up -d") == 0  # the 2nd run had nothing to take down
+    assert [c["exit_code"] for c in seq_fleet.client.bitwarden_sh_calls("pull")] == [18, 18]
+
+
+def test_no_compose_exits_1_with_the_real_message(seq_fleet):
+    seq_fleet.client.set_faults("nocompose", {"no_compose": True})
+    result = run_script(seq_fleet, "nocompose", "restart")
+    assert result.returncode == 1
+    assert result.stderr == ("Error: Neither 'docker compose' nor 'docker-compose' commands were found. "
+                             "Please install Docker Compose.\n")
+    assert seq_fleet.instance("nocompose")["state"] == "up"
+
+
+def test_missing_run_sh_is_127_and_unexecutable_run_sh_is_126(seq_fleet):
+    (seq_fleet.install_dir("norun") / "bwdata" / "scripts" / "run.sh").unlink()
+    result = run_script(seq_fleet, "norun", "restart")
+    assert result.returncode == 127
+    assert "run.sh: No such file or directory" in result.stderr
+    run_sh = seq_fleet.install_dir("noexec") / "bwdata" / "scripts" / "run.sh"
+    run_sh.chmod(0o644)
+    result = run_script(seq_fleet, "noexec", "restart")
+    assert result.returncode == 126
+    assert "run.sh: Permission denied" in result.stderr
+    for name in ("norun", "noexec"):
+        assert seq_fleet.instance(name)["state"] == "up"
+
+
+def test_restart_fault_fail_is_on_stderr_and_leaves_it_down(seq_fleet):
+    seq_fleet.client.set_faults("upfail", {"restart": "fail"})
+    result = run_script(seq_fleet, "upfail", "restart")
+    assert result.returncode == 1
+    assert "port is already allocated" in result.stderr and "Error" not in result.stdout
+    assert seq_fleet.instance("upfail")["state"] == "down"
+
+
+def test_restart_fault_hangs_never_returns(seq_fleet):
+    seq_fleet.client.set_faults("hang", {"restart": "hangs"})
+    with pytest.raises(subprocess.TimeoutExpired):
+        subprocess.run([str(seq_fleet.install_dir("hang") / "bitwarden.sh"), "restart"], input=ANSWER, capture_output=True,
+                       text=True, timeout=8, check=False, cwd=str(seq_fleet.install_dir("hang")))
+    state = seq_fleet.instance("hang")
+    assert (state["state"], state["restarts"]) == ("down", 1)  # taken down, `up -d` never answered
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the prompt is only shown to root")
+def test_root_prompt_reads_stdin_like_the_real_script(seq_fleet):
+    """contract §7 (measured): closed -> rc 1 "read error"; /dev/null -> rc 1; "y" -> continues; open pipe -> blocks."""
+    script = str(seq_fleet.install_dir("prompt") / "bitwarden.sh")
+    cwd = str(seq_fleet.install_dir("prompt"))
+    closed = subprocess.run(["bash", "-c", 'exec "$0" restart <&-', script], capture_output=True, text=True, timeout=30,
+                            check=False, cwd=cwd)
+    assert closed.returncode == 1
+    assert "read error: 0: Bad file descriptor" in closed.stderr
+    devnull = subprocess.run([script, "restart"], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30,
+                             check=False, cwd=cwd)
+    assert (devnull.returncode, devnull.stderr) == (1, "")
+    with subprocess.Popen([script, "restart"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,  # noqa: SIM117
+                          stderr=subprocess.DEVNULL, cwd=cwd) as open_pipe:
+        with pytest.raises(subprocess.TimeoutExpired):
+            open_pipe.wait(timeout=1.5)
+        open_pipe.kill()
+    assert seq_fleet.instance("prompt")["restarts"] == 0
+    assert run_script(seq_fleet, "prompt", "restart", stdin="y\n").returncode == 0
+    assert seq_fleet.instance("prompt")["restarts"] == 1

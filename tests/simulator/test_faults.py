@@ -40,7 +40,7 @@ def refused(url):
 def test_restart_fail(api):
     result = api.fleet.client.bitwarden_sh("fail", "restart")
     assert result["exit_code"] == 1
-    assert "Error response from daemon" in result["output"]
+    assert "Error response from daemon" in result["stderr"] and "Error" not in result["output"]
     time.sleep(0.3)
     assert api.refresh()["state"] == "down"
     assert refused(api.url)
@@ -114,7 +114,8 @@ def test_invalid_fault_sets_are_refused(api):
     for faults in ({"restart": "explode"}, {"http": [{"path_prefix": "/x"}]}, {"bogus": 1}, {"http": [{"status": 200}]}):
         response = api.fleet.client.session.post(f"{api.fleet.client.base}/_sim/instances/runtime/faults", json=faults, timeout=5)
         assert response.status_code == 400
-    assert api.refresh()["faults"] == {"restart": "ok", "http": [], "cloud_unreachable": False, "wrong_billing_sync_token": False}
+    assert api.refresh()["faults"] == {"restart": "ok", "http": [], "cloud_unreachable": False, "wrong_billing_sync_token": False,
+                                    "pull_fails": False, "no_compose": False, "images_missing": False}
 
 
 @pytest.mark.instance("push")
