@@ -60,9 +60,13 @@ def detect(module, bwdata, compose_dir=None, deployment=None, env_file=None):
         compose = compose_file(module, compose_dir)
         if compose and is_file(module, config_yml):
             module.fail_json(msg="Found both a standard installation (%s) and a Bitwarden Lite one (%s): set deployment "
-                                 "(role: billing_sync_deployment) to standard or lite." % (config_yml, compose))
+                                 "to standard or lite (role: billing_sync_deployment)." % (config_yml, compose))
         deployment = LITE if compose else STANDARD
     if deployment == STANDARD:
+        lite_here = not is_file(module, config_yml) and compose_file(module, install_dir)
+        if lite_here:
+            module.fail_json(msg="No Bitwarden installation at %s, but %s is there: for Bitwarden Lite set deployment to lite "
+                                 "(role: billing_sync_deployment: lite)." % (bwdata, lite_here))
         if not is_file(module, config_yml):
             module.fail_json(msg="No Bitwarden installation at %s: %s does not exist. Set bwdata_path to the bwdata directory of "
                                  "the installation (the one that holds config.yml and env/), or for Bitwarden Lite compose_dir "

@@ -63,6 +63,8 @@ def test_layout_is_a_compose_dir_with_settings_env(fleet):
     assert ENABLE not in text  # nothing turns cloud communication on by itself
     assert state["deployment"] == "lite" and state["install_dir"] == str(root)
     assert fleet.host_vars(NAME)["billing_sync_install_dir"] == str(root)
+    assert fleet.host_vars(NAME)["billing_sync_deployment"] == "lite"
+    assert "billing_sync_deployment" not in fleet.host_vars("bw-standard")
     assert fleet.instance("bw-standard")["deployment"] == "standard"
 
 

@@ -161,10 +161,6 @@ def test_no_compose_file(tmp_path, run):
     fails(lite, run, "No Bitwarden Lite installation at %s: it has no docker-compose.yml" % tmp_path, deployment="lite")
 
 
-def test_deployment_standard_on_a_lite_dir(lite, run):
-    fails(lite, run, "No Bitwarden installation at", deployment="standard", bwdata_path=str(lite.root / "bwdata"))
-
-
 def test_both_kinds_in_one_place_needs_deployment(tmp_path, run):
     standard = Install(tmp_path)  # bwdata under tmp_path
     lite = LiteInstall(tmp_path)  # compose file beside it
@@ -185,3 +181,9 @@ def test_install_user_is_not_the_owner_of_the_compose_file(lite, run):
     msg = fails(lite, run, "install_user is 'someone-else' but %s belongs to '%s'" % (lite.compose, me),
                 install_user="someone-else")
     assert "billing_sync_user" in msg
+
+
+def test_standard_expected_but_lite_on_disk_says_so(lite, run):
+    msg = fails(lite, run, "but %s is there: for Bitwarden Lite set deployment to lite" % lite.compose, deployment="standard",
+                compose_dir=str(lite.root / "bwdata" / "docker"), bwdata_path=str(lite.root / "bwdata"))
+    assert "billing_sync_deployment: lite" in msg
