@@ -140,9 +140,9 @@ EXAMPLES = r"""
   when: cloud_comm.restart_required
   changed_when: true
 
-- name: Turn on cloud communication on Bitwarden Lite (docker-compose.yml and settings.env in /home/bitwarden)
+- name: Turn on cloud communication on Bitwarden Lite (docker-compose.yml and settings.env in /srv/bitwarden-lite)
   selfhost.bitwarden.bitwarden_cloud_comm:
-    compose_dir: /home/bitwarden
+    compose_dir: /srv/bitwarden-lite
     deployment: lite
     region: EU
     install_user: bitwarden
@@ -153,7 +153,7 @@ EXAMPLES = r"""
 - name: Apply the change on Bitwarden Lite
   ansible.builtin.command: docker compose up -d
   args:
-    chdir: /home/bitwarden
+    chdir: /srv/bitwarden-lite
   become: true
   become_user: bitwarden
   when: lite_cloud_comm.restart_required

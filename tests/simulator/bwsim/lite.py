@@ -72,8 +72,8 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 def date_gmt(now=None):
     """`$date_gmt` as the Lite image's nginx prints it, e.g. `Sunday, 29-Nov-2026 13:24:35 UTC`."""
     tm = time.gmtime(now)
-    return "%s, %02d-%s-%04d %02d:%02d:%02d UTC" % (_DAYS[tm.tm_wday], tm.tm_mday, _MONTHS[tm.tm_mon - 1], tm.tm_year,
-                                                   tm.tm_hour, tm.tm_min, tm.tm_sec)
+    fields = (_DAYS[tm.tm_wday], tm.tm_mday, _MONTHS[tm.tm_mon - 1], tm.tm_year, tm.tm_hour, tm.tm_min, tm.tm_sec)
+    return "%s, %02d-%s-%04d %02d:%02d:%02d UTC" % fields
 
 
 def settings_env(url, installation_id, installation_key, db_password):
