@@ -76,7 +76,7 @@ class Fleet:
             shutil.rmtree(self.dir)
         os.makedirs(self.dir)
         fleet_file = os.path.join(self.dir, "bench-fleet.yml")
-        doc = {"defaults": {"allow_root": True, "restart_delay": RESTART_DELAY, "warmup": WARMUP},
+        doc = {"defaults": {"restart_delay": RESTART_DELAY, "warmup": WARMUP},
                "instances": [{"name": "bw-%03d" % index} for index in range(1, size + 1)]}
         with open(fleet_file, "w", encoding="utf-8") as handle:
             yaml.safe_dump(doc, handle)

@@ -143,7 +143,7 @@ def test_region_lines_and_egress_match_the_region_table():
 
 def test_quickstart_then_fleet_examples(sim_fleet, tmp_path, vault_password):
     fleet = sim_fleet([{"name": "bw-us"}, {"name": "bw-eu", "region": "EU"}, {"name": "bw-us-2"}],
-                      allow_root=True, restart_delay=0.2, warmup=0.1)
+                      restart_delay=0.2, warmup=0.1)
     work = tmp_path / "project"
     work.mkdir()
     write_inventory(fleet, work, vault_password)
@@ -198,7 +198,7 @@ def test_awx_credential_type_injects_what_the_role_reads(sim_fleet, tmp_path):
     assert used <= set(ids)
 
     # What the controller does: render the injectors with the credential's values, pass them as extra vars.
-    fleet = sim_fleet([{"name": "bw-awx"}], allow_root=True, restart_delay=0.2, warmup=0.1)
+    fleet = sim_fleet([{"name": "bw-awx"}], restart_delay=0.2, warmup=0.1)
     host = fleet.host_vars("bw-awx")
     credential = {"client_id": host["billing_sync_client_id"], "client_secret": host["billing_sync_client_secret"],
                   "billing_sync_token": host["billing_sync_token"]}
@@ -317,7 +317,7 @@ def local_command(argv, repo, tmp_path):
 
 
 def test_gitops_pull_and_drift_check_run(sim_fleet, tmp_path, vault_password):
-    fleet = sim_fleet([{"name": "bw-pull"}], allow_root=True, restart_delay=0.2, warmup=0.1)
+    fleet = sim_fleet([{"name": "bw-pull"}], restart_delay=0.2, warmup=0.1)
     repo = tmp_path / "gitops-repo"
     repo.mkdir()
     # ansible-pull limits the run to localhost and this machine's names: name the server's entry localhost.
@@ -409,7 +409,7 @@ RUNNABLE = ("modules/bitwarden_cloud_comm", "modules/bitwarden_wait_for_server",
 
 def test_module_examples_run_against_the_simulator(sim_fleet, tmp_path):
     fleet = sim_fleet([{"name": "bw-examples", "region": "EU"}, {"name": "bw-examples-lite", "region": "EU", "deployment": "lite"}],
-                      allow_root=True, restart_delay=0.2, warmup=0.1)
+                      restart_delay=0.2, warmup=0.1)
     name = "bw-examples"
     host = fleet.host_vars(name)
     examples = module_examples()

@@ -19,7 +19,7 @@ def fleet_secrets(fleet):
 
 def test_status_reports_drift_then_sync_and_writes_json_and_markdown(sim_fleet, tmp_path):
     fleet = sim_fleet([{"name": "bw-a"}, {"name": "bw-b", "region": "EU"}, {"name": "bw-c", "version": "2025.12.0"}],
-                      allow_root=True, restart_delay=0.2, warmup=0.1)
+                      restart_delay=0.2, warmup=0.1)
     report_dir = tmp_path / "report"
     report_dir.mkdir()
     before = run_playbook(PLAYBOOKS / "status.yml", fleet.inventory,
@@ -55,7 +55,7 @@ def test_status_reports_drift_then_sync_and_writes_json_and_markdown(sim_fleet, 
 
 
 def test_status_reports_an_unreadable_host_instead_of_stopping(sim_fleet, tmp_path):
-    fleet = sim_fleet([{"name": "bw-ok"}, {"name": "bw-badkey"}], allow_root=True)
+    fleet = sim_fleet([{"name": "bw-ok"}, {"name": "bw-badkey"}])
     bad_key = override_host_vars(tmp_path, {"bw-badkey": {"billing_sync_client_secret": "not-the-secret"}})
     run = run_playbook(PLAYBOOKS / "status.yml", [fleet.inventory, bad_key],
                        extra_vars={"billing_sync_report_dir": str(tmp_path)})
@@ -68,7 +68,7 @@ def test_status_reports_an_unreadable_host_instead_of_stopping(sim_fleet, tmp_pa
 
 def test_rollout_canary_stops_the_fleet_at_the_first_failed_batch(sim_fleet):
     fleet = sim_fleet([{"name": "bw-1", "faults": {"restart": "fail"}}] + [{"name": "bw-%d" % i} for i in range(2, 6)],
-                      allow_root=True, restart_delay=0.2, warmup=0.1)
+                      restart_delay=0.2, warmup=0.1)
     run = run_playbook(PLAYBOOKS / "rollout.yml", fleet.inventory)
     assert run.rc != 0
     # bw-1 is the canary batch; its failure must keep the other four untouched.
@@ -78,7 +78,7 @@ def test_rollout_canary_stops_the_fleet_at_the_first_failed_batch(sim_fleet):
 
 
 def test_rotate_token_updates_without_restart_and_proves_the_new_token(sim_fleet, tmp_path):
-    fleet = sim_fleet([{"name": "bw-rot-1"}, {"name": "bw-rot-2"}], allow_root=True, restart_delay=0.2, warmup=0.1)
+    fleet = sim_fleet([{"name": "bw-rot-1"}, {"name": "bw-rot-2"}], restart_delay=0.2, warmup=0.1)
     run_playbook(PLAYBOOKS / "rollout.yml", fleet.inventory).assert_ok()
     synced_before = {name: fleet.client.instance(name)["connection"]["config"]["LastLicenseSync"] for name in fleet.names}
 

@@ -71,7 +71,7 @@ def test_installed_collection_runs_the_fleet_playbooks(installed, sim_fleet, tmp
     assert listing.returncode == 0, listing.stderr
     assert list(json.loads(listing.stdout)) == [str(installed / "ansible_collections")]
 
-    fleet = sim_fleet([{"name": "bw-rel-us"}, {"name": "bw-rel-eu", "region": "EU"}], allow_root=True,
+    fleet = sim_fleet([{"name": "bw-rel-us"}, {"name": "bw-rel-eu", "region": "EU"}],
                       restart_delay=0.2, warmup=0.1)
     # The playbooks by FQCN, from a directory without any collection in it.
     for name in ("rollout", "status"):
@@ -91,7 +91,7 @@ def test_installed_collection_runs_the_fleet_playbooks(installed, sim_fleet, tmp
 
 
 def test_navigator_runs_the_rollout_without_an_engine(installed, sim_fleet, tmp_path):
-    fleet = sim_fleet([{"name": "bw-nav"}], allow_root=True, restart_delay=0.2, warmup=0.1)
+    fleet = sim_fleet([{"name": "bw-nav"}], restart_delay=0.2, warmup=0.1)
     # navigator keeps state in ~/.cache/ansible-navigator and its log file: both go to tmp_path.
     env = ansible_env({"ANSIBLE_COLLECTIONS_PATH": str(installed), "HOME": str(tmp_path / "home"),
                        "XDG_CACHE_HOME": str(tmp_path / "xdg"), "TERM": "dumb"})
