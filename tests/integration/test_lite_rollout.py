@@ -36,7 +36,8 @@ EU_LINES = (
 
 def env_file(fleet, name):
     root = Path(fleet.host_vars(name)["billing_sync_install_dir"])
-    return root / "settings.env" if name in LITE else root / "bwdata" / "env" / "global.override.env"
+    lite = fleet.host_vars(name).get("billing_sync_deployment") == "lite"
+    return root / "settings.env" if lite else root / "bwdata" / "env" / "global.override.env"
 
 
 def compose_ups(fleet, name):
