@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: selfhost.bitwarden contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What turning cloud communication on would change in an installation's env file.
+"""What turning cloud communication on would change in an installation's env file (standard or Bitwarden Lite).
 
 This is for internal selfhost.bitwarden collection use only: names and behaviour may change without notice.
 
@@ -15,27 +15,29 @@ import collections
 import os
 import pwd
 import re
-import stat
 import uuid
 
-from ansible_collections.selfhost.bitwarden.plugins.module_utils import _env_file, _regions
+from ansible_collections.selfhost.bitwarden.plugins.module_utils import _deployment, _env_file, _regions
+from ansible_collections.selfhost.bitwarden.plugins.module_utils._deployment import BECOME, LITE, STANDARD, is_file
 
-INSTALLATION_ID = "globalSettings__installation__id"
-INSTALLATION_KEY = "globalSettings__installation__key"
+# The variables that hold the installation id and key: Bitwarden Lite's entrypoint.sh exports
+# globalSettings__installation__id/key from BW_INSTALLATION_ID/KEY unconditionally (contract 6.3).
+INSTALLATION_VARIABLES = {
+    STANDARD: ("globalSettings__installation__id", "globalSettings__installation__key"),
+    LITE: ("BW_INSTALLATION_ID", "BW_INSTALLATION_KEY"),
+}
+INSTALLATION_ID, INSTALLATION_KEY = INSTALLATION_VARIABLES[STANDARD]
 # A top-level `push_notifications:` line of config.yml; enough YAML for the one scalar Setup writes there.
 _PUSH_LINE = re.compile(r"^push_notifications\s*:\s*(?P<value>[^#]*?)\s*(#.*)?$")
 _YAML_BOOLS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
-BECOME = "Run the task as root or as the installation user (become: true)."
-
-
-def is_file(module, path):
-    """Whether ``path`` is a file; a path we may not look at is an error, not a missing file."""
-    try:
-        return stat.S_ISREG(os.stat(path).st_mode)
-    except (FileNotFoundError, NotADirectoryError):
-        return False
-    except OSError as exc:
-        module.fail_json(msg="Cannot access %s: %s. %s" % (path, exc.strerror, BECOME))
+# Placeholders of a key nobody filled in: Setup's REPLACE, the Lite template's xxxxxxxxxxxx.
+_KEY_PLACEHOLDER = re.compile(r"^(replace|x+)$", re.I)
+# How to get a file that is missing back, per deployment.
+_RECREATE = {
+    STANDARD: "Bitwarden Setup writes it on install and rebuild; run ./bitwarden.sh rebuild, or set env_file to the right path.",
+    LITE: "Bitwarden Lite reads it beside docker-compose.yml (env_file: settings.env); create it from the Lite template, or "
+          "set env_file to the right path.",
+}
 
 
 def user_name(uid):
@@ -46,17 +48,18 @@ def user_name(uid):
         return None
 
 
-def check_installation(module, bwdata, install_user):
-    """Fail unless bitwarden.sh beside bwdata exists, may be run by us and belongs to ``install_user``."""
-    install_dir = os.path.dirname(os.path.normpath(bwdata))
-    script = os.path.join(install_dir, "bitwarden.sh")
-    if not is_file(module, script):
-        module.fail_json(msg="No bitwarden.sh at %s, the directory that holds bwdata_path: point bwdata_path at the bwdata "
-                             "directory of a bitwarden.sh installation (role: set billing_sync_install_dir to the directory "
-                             "that holds bitwarden.sh and bwdata)." % install_dir)
-    if not os.access(script, os.X_OK):
-        module.fail_json(msg="%s is not executable by %s, the user this task runs as: fix its mode (chmod u+x) or run the "
-                             "task as the install user." % (script, user_name(os.geteuid()) or "uid %d" % os.geteuid()))
+def check_installation(module, layout, install_user):
+    """Fail unless the restart can use the installation as ``install_user``: bitwarden.sh exists, may be run by us and
+    belongs to that user; on Bitwarden Lite the compose file belongs to that user."""
+    script = layout.owner_file
+    if layout.deployment == STANDARD:
+        if not is_file(module, script):
+            module.fail_json(msg="No bitwarden.sh at %s, the directory that holds bwdata_path: point bwdata_path at the bwdata "
+                                 "directory of a bitwarden.sh installation (role: set billing_sync_install_dir to the directory "
+                                 "that holds bitwarden.sh and bwdata)." % layout.root)
+        if not os.access(script, os.X_OK):
+            module.fail_json(msg="%s is not executable by %s, the user this task runs as: fix its mode (chmod u+x) or run the "
+                                 "task as the install user." % (script, user_name(os.geteuid()) or "uid %d" % os.geteuid()))
     owner_uid = os.stat(script).st_uid
     owner = user_name(owner_uid)
     if owner is None:
@@ -88,20 +91,21 @@ def push_notifications(module, config_path):
     return True
 
 
-def installation_problem(text):
+def installation_problem(text, deployment=STANDARD):
     """Why the installation id/key in the env file cannot be used for cloud communication, or None."""
-    ids = _env_file.values(text, INSTALLATION_ID)
+    id_name, key_name = INSTALLATION_VARIABLES[deployment]
+    ids = _env_file.values(text, id_name)
     if not ids or not all(value.strip() for value in ids):
-        return "%s is missing" % INSTALLATION_ID
+        return "%s is missing" % id_name
     for value in ids:
         try:
             if uuid.UUID(value.strip()).int == 0:
-                return "%s is all zeros" % INSTALLATION_ID
+                return "%s is all zeros" % id_name
         except ValueError:
-            return "%s is not a valid id" % INSTALLATION_ID
-    keys = _env_file.values(text, INSTALLATION_KEY)
-    if not keys or not all(value.strip() and value.strip().upper() != "REPLACE" for value in keys):
-        return "%s is missing" % INSTALLATION_KEY
+            return "%s is not a valid id" % id_name
+    keys = _env_file.values(text, key_name)
+    if not keys or not all(value.strip() and not _KEY_PLACEHOLDER.match(value.strip()) for value in keys):
+        return "%s is missing" % key_name
     return None
 
 
@@ -115,26 +119,25 @@ def restart_marker(env_file):
     return os.path.join(os.path.dirname(os.path.realpath(env_file)), RESTART_MARKER)
 
 
-Plan = collections.namedtuple("Plan", "env_file text new_text restart_required collapsed settings push_relay_enabled")
+Plan = collections.namedtuple("Plan", "env_file text new_text restart_required collapsed settings push_relay_enabled deployment")
 
 
-def plan(module, bwdata, env_file=None, region="US", enabled=True, install_user=None):
+def plan(module, bwdata, env_file=None, region="US", enabled=True, install_user=None, deployment=None, compose_dir=None):
     """Read the installation and compute the env file it should have; fail_json on anything unusable.
 
+    ``deployment`` (standard, lite or None: detect from what is on disk) and ``compose_dir`` (Bitwarden Lite: the
+    directory of docker-compose.yml and settings.env; default: the directory that holds ``bwdata``) say where it is.
     Nothing is written. ``restart_required`` is true when a value the server uses would change.
     """
-    env_file = env_file or os.path.join(bwdata, "env", "global.override.env")
-    config_path = os.path.join(bwdata, "config.yml")
+    layout = _deployment.detect(module, bwdata, compose_dir, deployment, env_file)
+    env_file = layout.env_file
     if install_user:
-        check_installation(module, bwdata, install_user)
-    if not is_file(module, config_path):
-        module.fail_json(msg="No Bitwarden installation at %s: %s does not exist. Set bwdata_path to the bwdata directory of "
-                             "the installation (the one that holds config.yml and env/)." % (bwdata, config_path))
-    push_on_in_config = push_notifications(module, config_path)
+        check_installation(module, layout, install_user)
+    # Lite has no config.yml; its image sets the push relay like standard's docker/global.env (contract 6.3).
+    push_on_in_config = push_notifications(module, layout.config_yml) if layout.config_yml else True
     if not is_file(module, env_file):
-        module.fail_json(msg="The env file %s does not exist. Bitwarden Setup writes it on install and rebuild; run "
-                             "./bitwarden.sh rebuild, or set env_file to the right path." % env_file)
-    data = read_bytes(module, env_file, "the env file", "Setup makes it mode 0600. " + BECOME)
+        module.fail_json(msg="The env file %s does not exist. %s" % (env_file, _RECREATE[layout.deployment]))
+    data = read_bytes(module, env_file, "the env file", "It holds secrets, so only its owner may read it. " + BECOME)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -143,17 +146,17 @@ def plan(module, bwdata, env_file=None, region="US", enabled=True, install_user=
                              "re-save the file as UTF-8." % (env_file, data[:exc.start].count(b"\n") + 1))
 
     if enabled:
-        problem = installation_problem(text)
+        problem = installation_problem(text, layout.deployment)
         if problem:
             module.fail_json(msg="In %s, %s; cloud communication cannot work without the installation id and key. Get them for "
-                                 "the %s region on https://bitwarden.com/host and set them in this file, then run again."
-                                 % (env_file, problem, region))
+                                 "the %s region on https://bitwarden.com/host and set %s and %s in this file, then run again."
+                                 % ((env_file, problem, region) + INSTALLATION_VARIABLES[layout.deployment]))
 
     push_off_in_env = any(_regions.push_relay_is_off(value) for value in _env_file.values(text, _regions.PUSH_RELAY))
-    if push_off_in_env and push_on_in_config:
+    if push_off_in_env and push_on_in_config and layout.config_yml:
         module.warn("The push relay is switched off in %s, but %s has push_notifications: true. The next ./bitwarden.sh rebuild "
                     "or update removes a REPLACE value and switches the relay on; set push_notifications: false to keep it off."
-                    % (env_file, config_path))
+                    % (env_file, layout.config_yml))
     push_off = push_off_in_env or not push_on_in_config
     desired = _regions.desired_settings(region, enabled, push_off)
     new_text, collapsed = _env_file.edit(text, desired, same=_regions.same_effect)
@@ -164,4 +167,4 @@ def plan(module, bwdata, env_file=None, region="US", enabled=True, install_user=
     )
     settings = {key: _env_file.values(new_text, key)[-1] for key in _regions.MANAGED_KEYS}
     return Plan(env_file, text, new_text, restart_required, collapsed, settings,
-                not _regions.push_relay_is_off(settings[_regions.PUSH_RELAY]))
+                not _regions.push_relay_is_off(settings[_regions.PUSH_RELAY]), layout.deployment)

@@ -19,7 +19,7 @@ MASK = "********"
 
 # Key names whose values are secrets in a Setup-written file (SQL connection string, identity keys, installation id
 # and key, passwords, API keys) and anything that looks like them.
-_SECRET_KEY = re.compile(r"key|password|passwd|pwd|secret|token|connectionstring|credential|installation__id(?![a-z])", re.I)
+_SECRET_KEY = re.compile(r"key|password|passwd|pwd|secret|token|connectionstring|credential|installation_{1,2}id(?![a-z])", re.I)
 _SECRET_VALUE = re.compile(r"(password|pwd)\s*=", re.I)
 _INLINE_COMMENT = re.compile(r"\s#")
 

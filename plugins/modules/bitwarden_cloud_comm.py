@@ -12,14 +12,18 @@ version_added: 0.1.0
 description:
   - Sets C(globalSettings__enableCloudCommunication) and the cloud region settings (C(globalSettings__baseServiceUri__cloudRegion),
     C(globalSettings__installation__identityUri), C(globalSettings__installation__apiUri), C(globalSettings__pushRelayBaseUri))
-    in C(bwdata/env/global.override.env). This is step 1 of turning on automatic billing sync.
+    in C(bwdata/env/global.override.env) of a standard installation, or in C(settings.env) of a Bitwarden Lite one.
+    This is step 1 of turning on automatic billing sync.
+  - "Which kind of installation it is comes from what is on disk: C(<bwdata_path>/config.yml) means standard, a compose
+    file (C(docker-compose.yml)) in O(compose_dir) means Bitwarden Lite; O(deployment) overrides the detection."
   - Runs on the Bitwarden host. Only the lines of these keys change; every other line (the secrets Setup generated,
     comments, order, line endings) stays byte for byte. Missing keys are appended.
   - Keys match case-insensitively, as .NET configuration does. Several lines for one managed key are collapsed into
     the last one (its value is the one that wins) and reported in RV(duplicates_collapsed).
   - The file is replaced atomically and keeps its mode, owner and group.
   - The server reads the file only when its containers start. The module does not restart anything; it returns
-    RV(restart_required) so that a handler can run C(./bitwarden.sh restart).
+    RV(restart_required) so that a handler can run C(./bitwarden.sh restart) (standard) or C(docker compose up -d) in
+    the compose directory (Bitwarden Lite; C(docker compose restart) does not read C(settings.env) again).
   - "A push relay that was switched off (C(push_notifications: false) in C(config.yml), or C(globalSettings__pushRelayBaseUri)
     set to an empty value, C(SECRET) or C(REPLACE)) stays off; RV(push_relay_enabled) says so."
 author:
@@ -27,18 +31,37 @@ author:
 options:
   bwdata_path:
     description:
-      - The C(bwdata) directory of the installation, the one that holds C(config.yml) and C(env/).
+      - The C(bwdata) directory of a standard installation, the one that holds C(config.yml) and C(env/).
     type: path
     default: /opt/bitwarden/bwdata
+  compose_dir:
+    description:
+      - Bitwarden Lite only. The directory that holds its C(docker-compose.yml) and C(settings.env), where
+        C(docker compose up -d) applies the change.
+      - Defaults to the directory that holds O(bwdata_path) (C(/opt/bitwarden) by default), so one install directory
+        serves both kinds of installation.
+    type: path
+    version_added: 0.3.0
+  deployment:
+    description:
+      - The kind of installation. V(standard) is C(bitwarden.sh) with C(bwdata/); V(lite) is Bitwarden Lite, the
+        single container set up by C(docker-compose.yml) and C(settings.env).
+      - When not set, detected from what is on disk; the module fails when it finds both kinds or none.
+    type: str
+    choices: [standard, lite]
+    version_added: 0.3.0
   env_file:
     description:
       - The env file to edit.
-      - Defaults to C(<bwdata_path>/env/global.override.env).
+      - Defaults to C(<bwdata_path>/env/global.override.env) (standard) or C(<compose_dir>/settings.env) (Bitwarden Lite).
     type: path
   enabled:
     description:
       - Value of C(globalSettings__enableCloudCommunication).
-      - When V(true), the file must hold an installation id (C(globalSettings__installation__id), not all zeros) and key.
+      - When V(true), the file must hold an installation id (not empty, not all zeros) and key. On a standard installation
+        they are C(globalSettings__installation__id) and C(globalSettings__installation__key); on Bitwarden Lite
+        C(BW_INSTALLATION_ID) and C(BW_INSTALLATION_KEY) (its entrypoint overwrites the C(globalSettings__installation__*) names).
+      - The module fails before changing anything when they are missing, and says where to get them.
     type: bool
     default: true
   region:
@@ -59,6 +82,7 @@ options:
       - When set, the module first checks that C(bitwarden.sh) sits in the directory that holds O(bwdata_path), that
         the user the task runs as may execute it and that it belongs to this user, and fails without changing anything
         otherwise. A handler that runs C(./bitwarden.sh restart) as this user can then rely on both.
+      - On Bitwarden Lite it checks that the compose file belongs to this user, who runs C(docker compose up -d).
     type: str
     version_added: 0.2.0
 extends_documentation_fragment:
@@ -72,15 +96,19 @@ attributes:
     support: full
     details:
       - The diff shows the whole env file with the value of every secret-looking key (passwords, keys, connection strings,
-        installation id and key) replaced by C(********).
+        installation id and key, C(BW_INSTALLATION_ID), C(BW_DB_PASSWORD)) replaced by C(********).
   idempotent:
     support: full
 notes:
   - C(./bitwarden.sh rebuild), C(updateconf) and C(update) keep the values this module writes (contract of Setup's
     C(LoadExistingValues)), so the module stays idempotent across them. They drop comments and blank lines.
-  - Bitwarden Lite (C(settings.env), C(BW_INSTALLATION_ID)) is not supported.
+  - Bitwarden Lite keeps comments, quoted values and every variable the module does not manage (C(BW_*) and others)
+    byte for byte; the managed keys are written unquoted.
   - The file is readable by its owner only (mode 0600); run the task with C(become=true).
 seealso:
+  - name: Bitwarden Lite
+    description: Bitwarden's single-container deployment and its settings.env.
+    link: https://bitwarden.com/help/install-and-deploy-lite/
   - name: Self-hosted Families sponsorships
     description: Bitwarden's instructions for enabling automatic billing sync.
     link: https://bitwarden.com/help/families-for-enterprise-self-hosted/
@@ -110,6 +138,25 @@ EXAMPLES = r"""
   become: true
   become_user: bitwarden
   when: cloud_comm.restart_required
+  changed_when: true
+
+- name: Turn on cloud communication on Bitwarden Lite (docker-compose.yml and settings.env in /srv/bitwarden-lite)
+  selfhost.bitwarden.bitwarden_cloud_comm:
+    compose_dir: /srv/bitwarden-lite
+    deployment: lite
+    region: EU
+    install_user: bitwarden
+  become: true
+  register: lite_cloud_comm
+
+# docker compose restart would keep the old environment: up -d re-creates the container with the new settings.env.
+- name: Apply the change on Bitwarden Lite
+  ansible.builtin.command: docker compose up -d
+  args:
+    chdir: /srv/bitwarden-lite
+  become: true
+  become_user: bitwarden
+  when: lite_cloud_comm.restart_required
   changed_when: true
 
 # Run with --check --diff: shows what would change (secrets masked), writes nothing.
@@ -143,6 +190,12 @@ env_file:
   returned: always
   type: str
   sample: /opt/bitwarden/bwdata/env/global.override.env
+deployment:
+  description: The kind of installation, V(standard) or V(lite) (Bitwarden Lite), as detected or as O(deployment) said.
+  returned: always
+  type: str
+  sample: lite
+  version_added: 0.3.0
 backup_file:
   description: The copy made before the change.
   returned: when O(backup=true) and the file changed (not in check mode)
@@ -175,7 +228,7 @@ import os
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.selfhost.bitwarden.plugins.module_utils import _cloud_comm, _env_file, _regions
+from ansible_collections.selfhost.bitwarden.plugins.module_utils import _cloud_comm, _deployment, _env_file, _regions
 
 
 def write_atomically(module, path, text):
@@ -210,6 +263,8 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             bwdata_path=dict(type="path", default="/opt/bitwarden/bwdata"),
+            compose_dir=dict(type="path"),
+            deployment=dict(type="str", choices=list(_deployment.KINDS)),
             env_file=dict(type="path"),
             enabled=dict(type="bool", default=True),
             region=dict(type="str", default="US", choices=list(_regions.REGIONS)),
@@ -219,12 +274,14 @@ def main():
         supports_check_mode=True,
     )
     plan = _cloud_comm.plan(module, module.params["bwdata_path"], module.params["env_file"], module.params["region"],
-                            module.params["enabled"], module.params["install_user"])
+                            module.params["enabled"], module.params["install_user"], module.params["deployment"],
+                            module.params["compose_dir"])
     env_file, text, new_text = plan.env_file, plan.text, plan.new_text
     result = dict(
         changed=new_text != text,
         restart_required=plan.restart_required,
         env_file=env_file,
+        deployment=plan.deployment,
         settings=plan.settings,
         duplicates_collapsed=plan.collapsed,
         push_relay_enabled=plan.push_relay_enabled,

@@ -30,9 +30,21 @@ extends_documentation_fragment:
   - selfhost.bitwarden.attributes.action_group
   - selfhost.bitwarden.attributes.info_module
 options:
+  deployment:
+    description:
+      - The kind of installation, V(standard) or V(lite) (Bitwarden Lite), detected from what is on disk when not set;
+        as for M(selfhost.bitwarden.bitwarden_cloud_comm).
+    type: str
+    choices: [standard, lite]
+  compose_dir:
+    description:
+      - Bitwarden Lite only; the directory of its C(docker-compose.yml) and C(settings.env), as for
+        M(selfhost.bitwarden.bitwarden_cloud_comm).
+    type: path
   env_file:
     description:
-      - The env file the server reads its settings from. Defaults to C(<bwdata_path>/env/global.override.env).
+      - The env file the server reads its settings from. Defaults to C(<bwdata_path>/env/global.override.env)
+        (standard) or C(<compose_dir>/settings.env) (Bitwarden Lite).
     type: path
   region:
     description:
@@ -92,6 +104,11 @@ drift:
   type: list
   elements: str
   sample: ["env file: globalSettings__enableCloudCommunication", "no billing sync token"]
+deployment:
+  description: The kind of installation, V(standard) or V(lite).
+  returned: always
+  type: str
+  sample: standard
 env_file:
   description: The env file that was read.
   returned: always
@@ -158,7 +175,7 @@ import os
 import re
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.selfhost.bitwarden.plugins.module_utils import _cloud_comm, _env_file, _regions
+from ansible_collections.selfhost.bitwarden.plugins.module_utils import _cloud_comm, _deployment, _env_file, _regions
 from ansible_collections.selfhost.bitwarden.plugins.module_utils._bitwarden_api import (
     BitwardenApiError,
     BitwardenClient,
@@ -223,6 +240,8 @@ def input_problems(params):
 def main():
     argument_spec = api_argument_spec()
     argument_spec.update(
+        deployment=dict(type="str", choices=list(_deployment.KINDS)),
+        compose_dir=dict(type="path"),
         env_file=dict(type="path"),
         region=dict(type="str", default="US", choices=list(_regions.REGIONS)),
         install_user=dict(type="str"),
@@ -235,10 +254,11 @@ def main():
     problems = input_problems(params)
     if problems:
         module.fail_json(msg="; ".join(problems))
-    plan = _cloud_comm.plan(module, params["bwdata_path"], params["env_file"], params["region"], True, params["install_user"])
+    plan = _cloud_comm.plan(module, params["bwdata_path"], params["env_file"], params["region"], True, params["install_user"],
+                            params["deployment"], params["compose_dir"])
     drift = env_drift(plan)
     marker = _cloud_comm.restart_marker(plan.env_file)
-    result = dict(changed=False, env_file=plan.env_file, restart_marker=marker, env_changed=plan.new_text != plan.text,
+    result = dict(changed=False, deployment=plan.deployment, env_file=plan.env_file, restart_marker=marker, env_changed=plan.new_text != plan.text,
                   restart_required=plan.restart_required, restart_pending=False, cloud_communication_enabled=None,
                   organization_id=None, connection=None, token_action="unknown", first_sync_due=False)
 

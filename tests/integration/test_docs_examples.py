@@ -398,6 +398,7 @@ def module_example_substitutions(fleet, name, tmp_path):
         "become_user: bitwarden": "become_user: " + host["billing_sync_user"],
         "install_user: bitwarden": "install_user: " + host["billing_sync_user"],
         "dest: /tmp/report.md": "dest: %s/report.md" % tmp_path,
+        "/srv/bitwarden-lite": str(fleet.install_dir(name + "-lite")),
     }
 
 
@@ -407,7 +408,8 @@ RUNNABLE = ("modules/bitwarden_cloud_comm", "modules/bitwarden_wait_for_server",
 
 
 def test_module_examples_run_against_the_simulator(sim_fleet, tmp_path):
-    fleet = sim_fleet([{"name": "bw-examples", "region": "EU"}], restart_delay=0.2, warmup=0.1)
+    fleet = sim_fleet([{"name": "bw-examples", "region": "EU"}, {"name": "bw-examples-lite", "region": "EU", "deployment": "lite"}],
+                      restart_delay=0.2, warmup=0.1)
     name = "bw-examples"
     host = fleet.host_vars(name)
     examples = module_examples()
@@ -444,7 +446,8 @@ def test_module_examples_run_against_the_simulator(sim_fleet, tmp_path):
                 "billing_sync_token": "{{ bitwarden_billing_sync_token }}"}})
         # Examples without credentials (the token removal, max_age) get them from the environment variables.
         play = [{"name": module, "hosts": name, "gather_facts": False, "vars": play_vars, "module_defaults": defaults,
-                 "environment": {"BITWARDEN_CLIENT_ID": "{{ bitwarden_owner_client_id }}",
+                 "environment": {"PATH": "%s:%s" % (fleet.dir / "bin", os.environ["PATH"]),  # the docker stand-in
+                                 "BITWARDEN_CLIENT_ID": "{{ bitwarden_owner_client_id }}",
                                  "BITWARDEN_CLIENT_SECRET": "{{ bitwarden_owner_client_secret }}"},
                  "tasks": tasks,
                  "handlers": [{"name": "Restart Bitwarden", "ansible.builtin.command": {
@@ -455,6 +458,7 @@ def test_module_examples_run_against_the_simulator(sim_fleet, tmp_path):
         assert result.rc == 0, "%s EXAMPLES failed against the simulator:\n%s" % (module, result.output)
         assert_no_secrets(result.output, secrets_of(fleet, name))
     assert fleet.client.instance(name)["settings"]["cloudRegion"] == "EU"
+    assert fleet.client.instance(name + "-lite")["settings"]["cloudRegion"] == "EU"  # the Bitwarden Lite example
     assert fleet.client.instance(name)["connection"] is None  # the last example removes it
     assert (tmp_path / "report.md").is_file()
     os.remove(tmp_path / "report.md")

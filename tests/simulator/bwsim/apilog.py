@@ -24,8 +24,8 @@ def new_connection_id():
 class ApiLog:
     """Appends Serilog lines: `{Timestamp:o} {RequestId,13} [{Level:u3}] {Message} ({EventId:x8})`."""
 
-    def __init__(self, bwdata):
-        self.directory = os.path.join(bwdata, "logs", "api", "Api")
+    def __init__(self, directory):
+        self.directory = directory
         self._lock = threading.Lock()
 
     def path(self, now=None):

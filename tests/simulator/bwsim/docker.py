@@ -36,6 +36,7 @@ class ComposeProject:
 
     project_dir = ""
     container_prefix = ""
+    healthcheck = True  # the images define a HEALTHCHECK (Bitwarden Lite's does not, contract §5)
 
     def compose_files(self):
         return [os.path.join(self.project_dir, "docker-compose.yml")]
@@ -176,7 +177,8 @@ class DockerHost:
         for service, image in project.services().items():
             name = f"{project.container_prefix}{service}"
             lines.append(_container_id(name) if quiet else
-                         f"{name:<25} {image:<40} \"/entrypoint.sh\"        {service:<9} 1 min    Up 1 min (healthy)")
+                         f"{name:<25} {image:<40} \"/entrypoint.sh\"        {service:<9} 1 min    Up 1 min"
+                         + (" (healthy)" if project.healthcheck else ""))
         return "\n".join(lines) + "\n"
 
     @staticmethod

@@ -16,10 +16,12 @@ DEFAULTS = {
     "push_notifications": True,
     "license": True,
     "preconfigured": False,
+    "deployment": "standard",
     "faults": {},
 }
 
 REGIONS = ("US", "EU")
+DEPLOYMENTS = ("standard", "lite")
 RESTART_FAULTS = ("ok", "fail", "never_returns", "hangs")
 HOST_FAULTS = ("pull_fails", "no_compose", "images_missing")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -93,6 +95,8 @@ def _instance_spec(raw, defaults):
     if spec["region"] not in REGIONS:
         raise FleetError(f"{name}: region must be US or EU")
     spec["env_region"] = str(spec["env_region"] or spec["region"]).upper()
+    if spec["deployment"] not in DEPLOYMENTS:
+        raise FleetError(f"{name}: deployment must be standard or lite")
     for key in ("tls", "push_notifications", "license", "preconfigured"):
         spec[key] = bool(spec[key])
     for key in ("restart_delay", "warmup", "error_delay"):

@@ -73,6 +73,7 @@ UP_FAILED = ("Error response from daemon: driver failed programming external con
 
 class Instance(ComposeProject):  # pylint: disable=too-many-instance-attributes,too-many-public-methods
     container_prefix = "bitwarden-"
+    deployment = "standard"
 
     def __init__(self, sim, spec):
         self.sim = sim
@@ -108,17 +109,12 @@ class Instance(ComposeProject):  # pylint: disable=too-many-instance-attributes,
 
         org_license = license_document(self.cloud_organization_id, self.cloud.organizations[self.cloud_organization_id],
                                        self.installation_id) if spec["license"] else None
-        env_values = envfile.setup_values(self.url, spec["env_region"], self.installation_id, self.installation_key,
-                                          spec["push_notifications"])
-        if spec["preconfigured"]:
-            env_values += envfile.cloud_communication_values(spec["region"])
-        self.paths = layout.lay_out(os.path.join(sim.directory, self.name), url=self.url, bin_dir=sim.bin_dir,
-                                    spec=spec, env_values=env_values, org_id=self.organization_id, license_doc=org_license)
+        self.paths = self.lay_out(org_license)
         self.project_dir = self.paths.docker_dir
         self.host_root = self.paths.root
         self.containers = False
         self.started_env = None
-        self.api_log = apilog.ApiLog(self.paths.bwdata)
+        self.api_log = apilog.ApiLog(self.paths.api_log_dir)
         self.connection_id = None
         self.request_counter = 0
         self.kestrel_id = apilog.new_connection_id()
@@ -160,6 +156,20 @@ class Instance(ComposeProject):  # pylint: disable=too-many-instance-attributes,
             Route("GET", "/identity/now", self.identity.alive),
             Route("GET", "/identity/.well-known/openid-configuration", self.identity.discovery),
         ])
+
+    def lay_out(self, org_license):
+        """Create (or recreate) the install dir: bitwarden.sh beside bwdata, as Setup leaves it."""
+        env_values = envfile.setup_values(self.url, self.spec["env_region"], self.installation_id, self.installation_key,
+                                          self.spec["push_notifications"])
+        if self.spec["preconfigured"]:
+            env_values += envfile.cloud_communication_values(self.spec["region"])
+        return layout.lay_out(os.path.join(self.sim.directory, self.name), url=self.url, bin_dir=self.sim.bin_dir,
+                              spec=self.spec, env_values=env_values, org_id=self.organization_id, license_doc=org_license)
+
+    @staticmethod
+    def bind_settings(env):
+        """GlobalSettings as the apps bind them from the containers' environment at start-up."""
+        return effective_settings(env)
 
     # -- faults ------------------------------------------------------------------------------------------------
     def set_faults(self, faults):
@@ -233,7 +243,7 @@ class Instance(ComposeProject):  # pylint: disable=too-many-instance-attributes,
             self.generation += 1
             generation = self.generation
             try:
-                self.settings = effective_settings(env)
+                self.settings = self.bind_settings(env)
                 self.start_error = None
             except StartupError as exc:
                 self.settings = None
@@ -488,7 +498,8 @@ class Instance(ComposeProject):  # pylint: disable=too-many-instance-attributes,
     def summary(self):
         with self.lock:
             settings = self.settings or {}
-            return {"name": self.name, "url": self.url, "port": self.port, "state": self.state, "version": self.spec["version"],
+            return {"name": self.name, "deployment": self.deployment, "url": self.url, "port": self.port, "state": self.state,
+                    "version": self.spec["version"],
                     "region": self.spec["region"], "env_region": self.spec["env_region"], "tls": self.spec["tls"],
                     "cloud_communication": bool(settings.get("enableCloudCommunication")), "restarts": self.restarts}
 

@@ -25,6 +25,8 @@ def host_vars(instance, ca_path, docker_path):
     }
     if instance.spec["tls"]:
         values["billing_sync_ca_path"] = ca_path
+    if instance.deployment == "lite":
+        values["billing_sync_deployment"] = "lite"  # billing_sync_install_dir is its compose dir
     return values
 
 

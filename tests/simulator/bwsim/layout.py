@@ -31,6 +31,7 @@ class InstallDir:
         self.uid_env = os.path.join(self.bwdata, "env", "uid.env")
         self.global_env = os.path.join(self.bwdata, "docker", "global.env")
         self.license_dir = os.path.join(self.bwdata, "core", "licenses", "organization")
+        self.api_log_dir = os.path.join(self.bwdata, "logs", "api", "Api")
 
     def license_file(self, org_id):
         return os.path.join(self.license_dir, f"{org_id}.json")
@@ -117,8 +118,13 @@ def lay_out(root, *, url, bin_dir, spec, env_values, org_id, license_doc):
     _write(paths.env_file, envfile.render(env_values), 0o600)
     _write(paths.uid_env, uid_env(), 0o600)
     _write(paths.global_env, envfile.render(GLOBAL_ENV.items()))
+    lay_out_data(paths, org_id, license_doc)
+    return paths
+
+
+def lay_out_data(paths, org_id, license_doc):
+    """The organization's license file and the api log dir, wherever the deployment keeps them."""
     os.makedirs(paths.license_dir, exist_ok=True)
     if license_doc is not None:
         _write(paths.license_file(org_id), json.dumps(license_doc, indent=2) + "\n")
-    os.makedirs(os.path.join(paths.bwdata, "logs", "api", "Api"), exist_ok=True)
-    return paths
+    os.makedirs(paths.api_log_dir, exist_ok=True)

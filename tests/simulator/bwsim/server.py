@@ -14,6 +14,7 @@ from .docker import DockerHost
 from .fleet import FleetError
 from .httpserver import Acceptor, Listener, json_response
 from .instance import Instance
+from .lite import LiteInstance
 from .layout import lay_out_docker
 from .inventory import write_inventory
 
@@ -47,7 +48,7 @@ class Simulator:
         self.docker_path = lay_out_docker(self.bin_dir, self.control_url)
         self.instances = {}
         for spec in specs:
-            self.instances[spec["name"]] = Instance(self, spec)
+            self.instances[spec["name"]] = (LiteInstance if spec["deployment"] == "lite" else Instance)(self, spec)
             self.docker.register(self.instances[spec["name"]].project_dir, self.instances[spec["name"]])
         for instance in self.instances.values():
             instance.boot(instance.read_environment(), 0)
