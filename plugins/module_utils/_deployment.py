@@ -69,8 +69,9 @@ def detect(module, bwdata, compose_dir=None, deployment=None, env_file=None):
                                  "(role: billing_sync_deployment: lite)." % (bwdata, lite_here))
         if not is_file(module, config_yml):
             module.fail_json(msg="No Bitwarden installation at %s: %s does not exist. Set bwdata_path to the bwdata directory of "
-                                 "the installation (the one that holds config.yml and env/), or for Bitwarden Lite compose_dir "
-                                 "to the directory that holds docker-compose.yml and settings.env." % (bwdata, config_yml))
+                                 "the installation (the one that holds config.yml and env/; role: billing_sync_install_dir, the "
+                                 "directory that holds bitwarden.sh and bwdata), or for Bitwarden Lite compose_dir to the "
+                                 "directory that holds docker-compose.yml and settings.env." % (bwdata, config_yml))
         return Layout(STANDARD, install_dir, env_file or os.path.join(bwdata, "env", "global.override.env"), config_yml,
                       os.path.join(install_dir, "bitwarden.sh"))
     compose = compose_file(module, compose_dir)
