@@ -134,7 +134,9 @@ def test_region_lines_and_egress_match_the_region_table():
     for region, uris in _regions.REGIONS.items():
         lines = (EXAMPLES / "regions" / ("global.override.env." + region.lower())).read_text(encoding="utf-8").splitlines()
         assert lines == ["%s=true" % _regions.ENABLE] + ["%s=%s" % item for item in uris.items()]
-        hosts = {re.sub(r"^https://", "", uris[key]) for key in (_regions.IDENTITY_URI, _regions.API_URI)}
+        # The firewall guide's billing_sync egress is exactly what the cloud preflight (bitwarden_preflight) checks.
+        hosts = {re.sub(r"^https://", "", uri) for uri in _regions.cloud_endpoints(region).values()}
+        assert hosts == {re.sub(r"^https://", "", uris[key]) for key in (_regions.IDENTITY_URI, _regions.API_URI)}
         assert set(egress[region]["billing_sync"]) == hosts
         assert egress[region]["push_relay"] == [re.sub(r"^https://", "", uris[_regions.PUSH_RELAY])]
 
