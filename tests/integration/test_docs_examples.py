@@ -403,8 +403,8 @@ def module_example_substitutions(fleet, name, tmp_path):
     }
 
 
-# Run order: cloud communication first, the token before the license sync, the token removal last.
-RUNNABLE = ("modules/bitwarden_cloud_comm", "modules/bitwarden_wait_for_server", "modules/bitwarden_sync_info",
+# Run order: the preflight, then cloud communication, the token before the license sync, the token removal last.
+RUNNABLE = ("modules/bitwarden_preflight", "modules/bitwarden_cloud_comm", "modules/bitwarden_wait_for_server", "modules/bitwarden_sync_info",
             "modules/bitwarden_license_sync", "modules/bitwarden_billing_sync_token", "filter/fleet_report")
 
 
@@ -431,6 +431,9 @@ def test_module_examples_run_against_the_simulator(sim_fleet, tmp_path):
             "server_url": host["billing_sync_server_url"],
         },
         "selfhost.bitwarden.bitwarden_cloud_comm": {"bwdata_path": host["billing_sync_install_dir"] + "/bwdata"},
+        # The simulator's clouds stand in for the region's (the test-only endpoint override).
+        "selfhost.bitwarden.bitwarden_preflight": {"endpoints": host["billing_sync_preflight_endpoints"],
+                                                   "ca_path": host["billing_sync_preflight_ca_path"]},
     }
     if host.get("billing_sync_ca_path"):
         defaults["group/selfhost.bitwarden.bitwarden"]["ca_path"] = host["billing_sync_ca_path"]
