@@ -16,7 +16,6 @@ import collections
 import glob
 import http.client
 import json
-import os
 import re
 import socket
 import ssl

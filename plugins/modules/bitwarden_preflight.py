@@ -46,6 +46,12 @@ options:
     type: str
     choices: [US, EU]
     default: US
+  install_user:
+    description:
+      - The user that owns the installation. When set, the installation is checked first, exactly as
+        M(selfhost.bitwarden.bitwarden_cloud_comm) checks it (C(bitwarden.sh) beside O(bwdata_path), executable,
+        owned by this user), so both report a wrong path or user with the same message.
+    type: str
   organization_id:
     description:
       - The self-hosted organization id, whose license file must be valid.
@@ -282,6 +288,7 @@ def main():
         argument_spec=dict(
             bwdata_path=dict(type="path", default="/opt/bitwarden/bwdata"),
             env_file=dict(type="path"),
+            install_user=dict(type="str"),
             region=dict(type="str", choices=["US", "EU"], default="US"),
             organization_id=dict(type="str", default=""),
             endpoints=dict(type="dict", options=dict(identity=dict(type="str", required=True),
@@ -300,7 +307,9 @@ def main():
             module.fail_json(msg="endpoints.%s %r is not an https:// URI: the server reaches the cloud over HTTPS only; "
                                  "leave endpoints unset to check the region's" % (name, url))
 
-    installation_id, key = _cloud_comm.read_installation(module, env_file, _cloud_comm.read_env_text(module, env_file), region)
+    # The installation as the writer reads it (same checks, same messages), then its id and key.
+    plan = _cloud_comm.plan(module, bwdata, env_file, region, enabled=True, install_user=params["install_user"])
+    installation_id, key = _cloud_comm.read_installation(module, env_file, plan.text, region)
     proxy = find_proxy(module, bwdata)
     checks = [check_identity(module, endpoints["identity"], proxy, installation_id, key, region),
               check_api(module, endpoints["api"], proxy, region)]

@@ -8,7 +8,6 @@ certificate (TLS failure), and a port that is bound but never listens (connectio
 `.invalid` host name (RFC 6761: never resolves).
 """
 
-import functools
 import urllib.parse
 
 from .httpserver import Listener, Response, json_response

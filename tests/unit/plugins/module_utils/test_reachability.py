@@ -12,7 +12,8 @@ import pytest
 
 from ansible_collections.selfhost.bitwarden.plugins.module_utils import _reachability as reach
 from ansible_collections.selfhost.bitwarden.plugins.modules import bitwarden_preflight
-from helpers.sim import SIM_ROOT  # noqa: F401  pylint: disable=unused-import  (puts bwsim on sys.path)
+# helpers.sim puts the simulator package (bwsim) on sys.path.
+from helpers.sim import SIM_ROOT  # noqa: F401  pylint: disable=unused-import
 from bwsim import tlsutil  # noqa: E402  pylint: disable=wrong-import-order
 
 
