@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers.ansible_run import assert_no_secrets, run_playbook
+from helpers.ansible_run import assert_no_secrets, run_module, run_playbook
+from helpers.connect_proxy import proxy_server
 
 REPO = Path(__file__).resolve().parents[2]
 ROLLOUT = REPO / "playbooks" / "rollout.yml"
@@ -92,3 +93,27 @@ def test_the_preflight_can_be_turned_off(fleet):
     for name in ("pf-no-license", "pf-dns"):
         assert preflight_results(run, name) == []
         assert run.stats[name]["changed"] >= 1
+
+
+def test_through_the_hosts_proxy(fleet):
+    """HTTPS_PROXY in the module's environment: both endpoints are tunnelled (CONNECT), the credentials never shown,
+    and a warning says the containers do not get that proxy. A proxy that refuses CONNECT is named as the layer."""
+    address, seen = proxy_server()
+    args = {"bwdata_path": "{{ billing_sync_install_dir }}/bwdata", "region": "{{ billing_sync_region }}",
+            "endpoints": "{{ billing_sync_preflight_endpoints }}", "ca_path": "{{ billing_sync_preflight_ca_path }}"}
+    run = run_module(MODULE, args, fleet.inventory, hosts="pf-ok", env={"HTTPS_PROXY": "http://ops:pr0xy-s3cret@" + address})
+    (event,) = run.results("module", "pf-ok")
+    assert event["status"] == "ok", run.output
+    result = event["result"]
+    assert result["proxy"] == {"url": "http://********@" + address, "source": "HTTPS_PROXY in the environment"}
+    endpoints = fleet.host_vars("pf-ok")["billing_sync_preflight_endpoints"]
+    assert sorted(head.split(" ")[1] for head in seen) == sorted(url.split("//")[1] for url in endpoints.values())
+    assert "the server's containers do not get it" in " ".join(result.get("warnings", [])) + " ".join(run.output.split())
+    assert_no_secrets(run.output, ["pr0xy-s3cret", installation_key(fleet, "pf-ok")])
+
+    refusing, dummy = proxy_server(b"403 Forbidden")
+    run = run_module(MODULE, args, fleet.inventory, hosts="pf-ok", env={"HTTPS_PROXY": "http://" + refusing})
+    (event,) = run.results("module", "pf-ok")
+    assert event["status"] == "failed"
+    assert "(identity): proxy failed: the proxy http://%s answered CONNECT" % refusing in event["result"]["msg"]
+    assert "403" in event["result"]["msg"]
