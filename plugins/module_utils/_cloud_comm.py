@@ -105,20 +105,6 @@ def installation_problem(text):
     return None
 
 
-def read_env_text(module, env_file):
-    """The text of the env file; fail_json when it is missing, unreadable or not UTF-8."""
-    if not is_file(module, env_file):
-        module.fail_json(msg="The env file %s does not exist. Bitwarden Setup writes it on install and rebuild; run "
-                             "./bitwarden.sh rebuild, or set env_file to the right path." % env_file)
-    data = read_bytes(module, env_file, "the env file", "Setup makes it mode 0600. " + BECOME)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        # Name the line only: the bytes around it may belong to a secret.
-        module.fail_json(msg="The env file %s is not UTF-8 (invalid bytes on line %d). Bitwarden Setup writes UTF-8; "
-                             "re-save the file as UTF-8." % (env_file, data[:exc.start].count(b"\n") + 1))
-
-
 def read_installation(module, env_file, text, region):
     """(installation id, installation key) the server uses (the last line of each wins); fail_json when unusable.
 
@@ -151,7 +137,17 @@ def plan(module, bwdata, env_file=None, region="US", enabled=True, install_user=
         module.fail_json(msg="No Bitwarden installation at %s: %s does not exist. Set bwdata_path to the bwdata directory of "
                              "the installation (the one that holds config.yml and env/)." % (bwdata, config_path))
     push_on_in_config = push_notifications(module, config_path)
-    text = read_env_text(module, env_file)
+    if not is_file(module, env_file):
+        module.fail_json(msg="The env file %s does not exist. Bitwarden Setup writes it on install and rebuild; run "
+                             "./bitwarden.sh rebuild, or set env_file to the right path." % env_file)
+    data = read_bytes(module, env_file, "the env file", "Setup makes it mode 0600. " + BECOME)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # Name the line only: the bytes around it may belong to a secret.
+        module.fail_json(msg="The env file %s is not UTF-8 (invalid bytes on line %d). Bitwarden Setup writes UTF-8; "
+                             "re-save the file as UTF-8." % (env_file, data[:exc.start].count(b"\n") + 1))
+
     if enabled:
         read_installation(module, env_file, text, region)
 
