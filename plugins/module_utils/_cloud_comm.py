@@ -115,6 +115,23 @@ def installation_problem(text, deployment=STANDARD):
 RESTART_MARKER = ".selfhost-bitwarden-restart-pending"
 
 
+def read_installation(module, env_file, text, region, deployment=STANDARD):
+    """(installation id, installation key) the server uses (the last line of each wins); fail_json when unusable.
+
+    The key is registered with the module as a secret so that Ansible masks it everywhere.
+    """
+    problem = installation_problem(text, deployment)
+    if problem:
+        module.fail_json(msg="In %s, %s; cloud communication cannot work without the installation id and key. Get them for "
+                             "the %s region on https://bitwarden.com/host and set %s and %s in this file, then run again."
+                             % ((env_file, problem, region) + INSTALLATION_VARIABLES[deployment]))
+    id_name, key_name = INSTALLATION_VARIABLES[deployment]
+    installation_id = _env_file.values(text, id_name)[-1].strip()
+    key = _env_file.values(text, key_name)[-1].strip()
+    module.no_log_values.add(key)
+    return installation_id, key
+
+
 def restart_marker(env_file):
     return os.path.join(os.path.dirname(os.path.realpath(env_file)), RESTART_MARKER)
 
@@ -146,11 +163,7 @@ def plan(module, bwdata, env_file=None, region="US", enabled=True, install_user=
                              "re-save the file as UTF-8." % (env_file, data[:exc.start].count(b"\n") + 1))
 
     if enabled:
-        problem = installation_problem(text, layout.deployment)
-        if problem:
-            module.fail_json(msg="In %s, %s; cloud communication cannot work without the installation id and key. Get them for "
-                                 "the %s region on https://bitwarden.com/host and set %s and %s in this file, then run again."
-                                 % ((env_file, problem, region) + INSTALLATION_VARIABLES[layout.deployment]))
+        read_installation(module, env_file, text, region, layout.deployment)
 
     push_off_in_env = any(_regions.push_relay_is_off(value) for value in _env_file.values(text, _regions.PUSH_RELAY))
     if push_off_in_env and push_on_in_config and layout.config_yml:

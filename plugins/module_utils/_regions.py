@@ -33,6 +33,21 @@ REGIONS = {
     },
 }
 
+# Where an installation id and key are issued (Setup's prompt names the US page; the same page issues EU ids).
+HOST_PAGES = {
+    "US": "https://bitwarden.com/host (data region US)",
+    "EU": "https://bitwarden.com/host (data region EU)",
+}
+
+
+def cloud_endpoints(region):
+    """The identity and API base URIs the server calls for billing and license sync in ``region`` (contract 3.2, 6.1).
+
+    The one list of billing sync egress: the preflight check probes it and the firewall guide's egress list must equal it.
+    """
+    return {"identity": REGIONS[region][IDENTITY_URI], "api": REGIONS[region][API_URI]}
+
+
 # CoreHelpers.SettingHasValue: these values mean "not set", which switches the push relay off.
 PUSH_RELAY_OFF_VALUES = ("", "secret", "replace")
 PUSH_RELAY_OFF = "REPLACE"  # what Setup writes when config.yml has push_notifications: false

@@ -134,7 +134,9 @@ def test_region_lines_and_egress_match_the_region_table():
     for region, uris in _regions.REGIONS.items():
         lines = (EXAMPLES / "regions" / ("global.override.env." + region.lower())).read_text(encoding="utf-8").splitlines()
         assert lines == ["%s=true" % _regions.ENABLE] + ["%s=%s" % item for item in uris.items()]
-        hosts = {re.sub(r"^https://", "", uris[key]) for key in (_regions.IDENTITY_URI, _regions.API_URI)}
+        # The firewall guide's billing_sync egress is exactly what the cloud preflight (bitwarden_preflight) checks.
+        hosts = {re.sub(r"^https://", "", uri) for uri in _regions.cloud_endpoints(region).values()}
+        assert hosts == {re.sub(r"^https://", "", uris[key]) for key in (_regions.IDENTITY_URI, _regions.API_URI)}
         assert set(egress[region]["billing_sync"]) == hosts
         assert egress[region]["push_relay"] == [re.sub(r"^https://", "", uris[_regions.PUSH_RELAY])]
 
@@ -402,8 +404,8 @@ def module_example_substitutions(fleet, name, tmp_path):
     }
 
 
-# Run order: cloud communication first, the token before the license sync, the token removal last.
-RUNNABLE = ("modules/bitwarden_cloud_comm", "modules/bitwarden_wait_for_server", "modules/bitwarden_sync_info",
+# Run order: the preflight, then cloud communication, the token before the license sync, the token removal last.
+RUNNABLE = ("modules/bitwarden_preflight", "modules/bitwarden_cloud_comm", "modules/bitwarden_wait_for_server", "modules/bitwarden_sync_info",
             "modules/bitwarden_license_sync", "modules/bitwarden_billing_sync_token", "filter/fleet_report")
 
 
@@ -431,6 +433,9 @@ def test_module_examples_run_against_the_simulator(sim_fleet, tmp_path):
             "server_url": host["billing_sync_server_url"],
         },
         "selfhost.bitwarden.bitwarden_cloud_comm": {"bwdata_path": host["billing_sync_install_dir"] + "/bwdata"},
+        # The simulator's clouds stand in for the region's (the test-only endpoint override).
+        "selfhost.bitwarden.bitwarden_preflight": {"endpoints": host["billing_sync_preflight_endpoints"],
+                                                   "ca_path": host["billing_sync_preflight_ca_path"]},
     }
     if host.get("billing_sync_ca_path"):
         defaults["group/selfhost.bitwarden.bitwarden"]["ca_path"] = host["billing_sync_ca_path"]

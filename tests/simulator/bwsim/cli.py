@@ -11,7 +11,7 @@ import time
 import urllib.error
 import urllib.request
 
-from .fleet import FleetError, build_fleet, default_fleet, load_fleet
+from .fleet import FleetError, build_fleet, default_fleet, fleet_options, load_fleet
 
 UP_TIMEOUT = 120
 DOWN_TIMEOUT = 15
@@ -162,11 +162,12 @@ def cmd_status(args):
 def cmd_serve(args):
     from .server import serve  # pylint: disable=import-outside-toplevel
     try:
-        specs = build_fleet(load_fleet(args.fleet) if args.fleet else default_fleet(args.instances), args.restart_delay)
+        data = load_fleet(args.fleet) if args.fleet else default_fleet(args.instances)
+        specs = build_fleet(data, args.restart_delay)
     except (FleetError, OSError, ValueError) as exc:
         print(f"bwsim serve: {exc}", file=sys.stderr)
         return 2
-    return serve(args.dir, specs)
+    return serve(args.dir, specs, fleet_options(data))
 
 
 def parser():

@@ -18,7 +18,11 @@ DEFAULTS = {
     "preconfigured": False,
     "deployment": "standard",
     "faults": {},
+    "cloud_endpoint_fault": None,
 }
+# Fleet-level keys (top level of the fleet file) and their defaults.
+FLEET_OPTIONS = {"serve_clouds": True}
+CLOUD_ENDPOINT_FAULTS = (None, "dns", "refused", "tls", "wrong_region")
 
 REGIONS = ("US", "EU")
 DEPLOYMENTS = ("standard", "lite")
@@ -102,6 +106,8 @@ def _instance_spec(raw, defaults):
     for key in ("restart_delay", "warmup", "error_delay"):
         spec[key] = float(spec[key])
     spec["faults"] = normalize_faults(spec["faults"])
+    if spec["cloud_endpoint_fault"] not in CLOUD_ENDPOINT_FAULTS:
+        raise FleetError(f"{name}: cloud_endpoint_fault must be one of {CLOUD_ENDPOINT_FAULTS}")
     return spec
 
 
@@ -109,7 +115,7 @@ def build_fleet(data, restart_delay=None):
     """Fleet document (dict) -> list of instance specs (dicts with every key of DEFAULTS plus name)."""
     if not isinstance(data, dict):
         raise FleetError("the fleet file must be a mapping with 'instances'")
-    unknown = set(data) - {"defaults", "instances"}
+    unknown = set(data) - {"defaults", "instances"} - set(FLEET_OPTIONS)
     if unknown:
         raise FleetError(f"unknown top-level key(s): {', '.join(sorted(unknown))}")
     defaults = copy.deepcopy(DEFAULTS)
@@ -128,6 +134,13 @@ def build_fleet(data, restart_delay=None):
     if len(set(names)) != len(names):
         raise FleetError("instance names must be unique")
     return specs
+
+
+def fleet_options(data):
+    """The fleet-level options of a fleet document, defaults filled in."""
+    options = dict(FLEET_OPTIONS)
+    options.update({key: bool(data[key]) for key in FLEET_OPTIONS if isinstance(data, dict) and key in data})
+    return options
 
 
 def default_fleet(count):

@@ -452,7 +452,8 @@ class Instance(ComposeProject):  # pylint: disable=too-many-instance-attributes,
         return None
 
     def _resolve(self, url):
-        if self.faults["cloud_unreachable"]:
+        # The host's egress faults of the served clouds block the server's own cloud calls as well.
+        if self.faults["cloud_unreachable"] or self.spec["cloud_endpoint_fault"] in ("dns", "refused", "tls"):
             parts = urllib.parse.urlsplit(url)
             raise Unreachable(parts.hostname, parts.port or 443)
         return self.sim.clouds.resolve(url)

@@ -7,14 +7,21 @@ import sys
 import yaml
 
 
-def host_vars(instance, ca_path, docker_path):
+def other_region(region):
+    return "EU" if region == "US" else "US"
+
+
+def host_vars(instance, ca_path, docker_path, cloud_ports=None):
     creds = instance.credentials()["owner"]
+    fault = instance.spec["cloud_endpoint_fault"]
+    # wrong_region: the operator configures the other region than the one that issued the installation id.
+    region = other_region(instance.spec["region"]) if fault == "wrong_region" else instance.spec["region"]
     values = {
         "ansible_connection": "local",
         "ansible_python_interpreter": sys.executable,
         "billing_sync_install_dir": instance.paths.root,
         "billing_sync_server_url": instance.url,
-        "billing_sync_region": instance.spec["region"],
+        "billing_sync_region": region,
         "billing_sync_user": pwd.getpwuid(os.geteuid()).pw_name,
         "billing_sync_organization_id": instance.organization_id,
         "billing_sync_client_id": creds["client_id"],
@@ -27,13 +34,18 @@ def host_vars(instance, ca_path, docker_path):
         values["billing_sync_ca_path"] = ca_path
     if instance.deployment == "lite":
         values["billing_sync_deployment"] = "lite"  # billing_sync_install_dir is its compose dir
+    if cloud_ports is not None:
+        # The test-only endpoint override of the cloud preflight: the served clouds instead of the region's hosts.
+        values["billing_sync_preflight_endpoints"] = {service: cloud_ports.base_uri(region, service, fault) for service in ("identity", "api")}
+        values["billing_sync_preflight_ca_path"] = ca_path
     return values
 
 
-def write_inventory(path, instances, ca_path, docker_path):
+def write_inventory(path, instances, ca_path, docker_path, cloud_ports=None):
     groups = {"bitwarden_us": {"hosts": {}}, "bitwarden_eu": {"hosts": {}}}
     for instance in instances:
-        groups[f"bitwarden_{instance.spec['region'].lower()}"]["hosts"][instance.name] = host_vars(instance, ca_path, docker_path)
+        values = host_vars(instance, ca_path, docker_path, cloud_ports)
+        groups[f"bitwarden_{values['billing_sync_region'].lower()}"]["hosts"][instance.name] = values
     for group in groups.values():
         if not group["hosts"]:
             group["hosts"] = None

@@ -11,6 +11,7 @@ import traceback
 
 from .cloud import Clouds
 from .docker import DockerHost
+from .cloudports import CloudPorts
 from .fleet import FleetError
 from .httpserver import Acceptor, Listener, json_response
 from .instance import Instance
@@ -29,7 +30,8 @@ def _write_json(path, value):
 
 
 class Simulator:
-    def __init__(self, directory, specs):
+    def __init__(self, directory, specs, options=None):
+        options = options or {"serve_clouds": False}
         self.directory = os.path.abspath(directory)
         self.acceptor = Acceptor()
         self.clouds = Clouds()
@@ -37,10 +39,14 @@ class Simulator:
         self._log_lock = threading.Lock()
         self.ca_path = os.path.join(self.directory, "ca.pem")
         self.ssl_context = None
-        if any(spec["tls"] for spec in specs):
+        self.cloud_ports = None
+        if any(spec["tls"] for spec in specs) or options["serve_clouds"]:
             # cryptography takes a tenth of a second to import: only fleets with TLS pay for it
             from . import tlsutil  # pylint: disable=import-outside-toplevel
             self.ssl_context = tlsutil.server_context(tlsutil.make_certificates(self.directory))
+            if options["serve_clouds"]:
+                untrusted = tlsutil.server_context(tlsutil.make_untrusted_certificate(self.directory))
+                self.cloud_ports = CloudPorts(self.acceptor, self.clouds, self.ssl_context, untrusted)
         self.control = Listener(self.acceptor, self.handle_control)
         self.control_url = f"http://127.0.0.1:{self.control.port}"
         self.docker = DockerHost(self.stopping)
@@ -53,7 +59,7 @@ class Simulator:
         for instance in self.instances.values():
             instance.boot(instance.read_environment(), 0)
         self.control.start()
-        write_inventory(os.path.join(self.directory, "inventory.yml"), self.instances.values(), self.ca_path, self.docker_path)
+        write_inventory(os.path.join(self.directory, "inventory.yml"), self.instances.values(), self.ca_path, self.docker_path, self.cloud_ports)
         _write_json(os.path.join(self.directory, "control.json"), {"pid": os.getpid(), "port": self.control.port})
         self.log(f"serving {len(self.instances)} instance(s); control on {self.control_url}")
 
@@ -103,13 +109,15 @@ class Simulator:
     def close(self):
         for instance in self.instances.values():
             instance.listener.close()
+        if self.cloud_ports is not None:
+            self.cloud_ports.close()
         self.control.close()
 
 
-def serve(directory, specs):
+def serve(directory, specs, options=None):
     """Run in the foreground until POST /_sim/shutdown or SIGTERM/SIGINT."""
     try:
-        sim = Simulator(directory, specs)
+        sim = Simulator(directory, specs, options)
     except Exception:  # pylint: disable=broad-exception-caught
         traceback.print_exc()
         return 1

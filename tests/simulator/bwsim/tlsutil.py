@@ -68,6 +68,29 @@ def make_certificates(directory):
     return paths
 
 
+def make_untrusted_certificate(directory):
+    """A self-signed certificate for 127.0.0.1 and localhost that no CA of the fleet vouches for (the TLS fault of the
+    served clouds: what a TLS-inspecting proxy presents to a host that lacks its CA). Returns its paths."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name("untrusted"))
+        .issuer_name(_name("untrusted"))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    paths = {"server.pem": os.path.join(directory, "untrusted.pem"), "server-key.pem": os.path.join(directory, "untrusted-key.pem")}
+    _write(paths["server.pem"], cert.public_bytes(serialization.Encoding.PEM))
+    _write(paths["server-key.pem"],
+           key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()), 0o600)
+    return paths
+
+
 def server_context(paths):
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(paths["server.pem"], paths["server-key.pem"])
