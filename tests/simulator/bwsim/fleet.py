@@ -16,6 +16,8 @@ DEFAULTS = {
     "error_delay": 0.0,
     "push_notifications": True,
     "license": True,
+    "subscription_days": 365,  # days until the cloud organization's paid period ends (license expiry without grace)
+    "sponsorships": 0,         # Families sponsorships offered locally (the sponsorship sync job only calls with some)
     "faults": {},
 }
 
@@ -95,6 +97,10 @@ def _instance_spec(raw, defaults):
         spec[key] = bool(spec[key])
     for key in ("restart_delay", "warmup", "error_delay"):
         spec[key] = float(spec[key])
+    for key in ("subscription_days", "sponsorships"):
+        spec[key] = int(spec[key])
+    if spec["sponsorships"] < 0:
+        raise FleetError(f"{name}: sponsorships must be 0 or more")
     spec["faults"] = normalize_faults(spec["faults"])
     return spec
 
