@@ -82,6 +82,10 @@ organization:
     last_license_sync:
       description: Time of the last license sync, V(null) when never synced.
       type: str
+    last_license_sync_age_hours:
+      description: Whole hours since RV(organization.last_license_sync), V(null) when never synced.
+      type: int
+      version_added: 0.3.0
     sponsorship_last_sync_date:
       description: Time of the last Families sponsorship sync, V(null) when none happened (or no sponsorships exist).
       type: str
@@ -147,6 +151,10 @@ def days_until(moment, now):
     return None if moment is None else int((moment - now).total_seconds() // 86400)
 
 
+def hours_since(moment, now):
+    return None if moment is None else int((now - moment).total_seconds() // 3600)
+
+
 def license_expiry(client, organization_id, now):
     """Expiry from GET /api/organizations/{id}/subscription (self-hosted: the license file)."""
     empty = dict(expiration=None, expiration_without_grace_period=None, days_left=None, days_left_with_grace=None)
@@ -209,6 +217,7 @@ def main():
             billing_sync_enabled=bool(connection and connection["enabled"]),
             cloud_organization_id=connection["cloud_organization_id"] if connection else None,
             last_license_sync=connection["last_license_sync"] if connection else None,
+            last_license_sync_age_hours=hours_since(parse_timestamp(connection["last_license_sync"] if connection else None), now),
             sponsorship_last_sync_date=last_sync,
             sponsorship_sync_state=sponsorship_state(last_sync, comm_enabled, connection, runs),
             sponsorship_last_job_run=finished[-1].isoformat() if finished else None,
