@@ -24,7 +24,9 @@ def test_status_reports_drift_then_sync_and_writes_json_and_markdown(sim_fleet, 
     report_dir.mkdir()
     before = run_playbook(PLAYBOOKS / "status.yml", fleet.inventory,
                           extra_vars={"billing_sync_report_dir": str(report_dir)}).assert_ok()
-    assert all(before.stats[name]["changed"] == 0 for name in fleet.names), before.output
+    # read-only on the servers: only the report files on the controller change
+    changed = {event["task"] for event in before.results() if event["result"].get("changed")}
+    assert changed == {"Write the report as JSON", "Write the report as Markdown", "Write the fleet metrics"}, before.output
     rows = {row["host"]: row for row in json.loads((report_dir / "billing-sync-report.json").read_text())}
     assert sorted(rows) == ["bw-a", "bw-b", "bw-c"]
     assert rows["bw-a"]["drift"] == ["cloud communication off", "no billing sync token", "never synced"]
