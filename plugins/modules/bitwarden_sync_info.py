@@ -18,7 +18,7 @@ description:
     Families sponsorship sync.
   - The license expiry comes from the server's own subscription route (C(GET /api/organizations/{id}/subscription)),
     which a self-hosted server answers from the organization's license file, as its web vault shows it.
-  - The sponsorship sync state needs the api log (C(bwdata/logs/api/Api/)) on the host the module runs on: the
+  - The sponsorship sync state needs the api log (C(bwdata/logs/api/Api/)) on the host the module runs on. The
     server runs that job 0 to 23 hours after each start of its api container and then daily, so a sponsorship sync
     that has not happened yet is V(pending), not a failure.
   - The billing sync token itself is never returned.
@@ -91,9 +91,9 @@ organization:
       type: str
     sponsorship_sync_state:
       description:
-        - V(synced) (a sponsorship sync happened), V(pending) (the job has not run since the api started: its first run
+        - V(synced) (a sponsorship sync happened), V(pending) (the job has not run since the api started; its first run
           comes 0 to 23 hours after each start, then daily), V(no_sponsorships) (the job ran, there was nothing to
-          sync), V(failed) (its last run logged a failure for the organization), V(off) (cloud communication off:
+          sync), V(failed) (its last run logged a failure for the organization), V(off) (cloud communication off, so
           the job is not scheduled), V(not_configured) (no enabled billing sync connection), V(unknown) (the api log
           cannot be read).
       type: str
