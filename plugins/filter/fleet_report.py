@@ -18,7 +18,7 @@ options:
       - List of status rows (dicts with host, version, region, cloud_communication, billing_sync, last_license_sync,
         license_sync_stale, license_sync_age_hours, license_expiration, license_expiration_without_grace,
         license_days_left, license_expiring, license_error, sponsorship_sync, sponsorship_last_sync, drift, error).
-      - A row whose error is set shows only that error (for example C(could not be read: <cause>)).
+      - A row whose error is set shows only that error (for example C(could not be read) and the cause).
       - In Markdown, C(|) is escaped and line breaks become C(<br>); in text they become C( / ).
     type: list
     elements: dict

@@ -102,8 +102,7 @@ def prometheus_metrics(rows):
                    ("organization", row.get("organization") or "")]) for row in rows]
     lines = ["# HELP %sinfo Server version and the cloud region the server reports." % PREFIX,
              "# TYPE %sinfo gauge" % PREFIX]
-    lines += ["%sinfo%s 1" % (PREFIX, _labels(labels + [("version", row.get("version") or ""),
-                                                         ("cloud_region", row.get("region") or "")]))
+    lines += ["%sinfo%s 1" % (PREFIX, _labels(labels + [("version", row.get("version") or ""), ("cloud_region", row.get("region") or "")]))
               for row, labels in base if not row.get("error")]
     for name, text, value_of in _families():
         samples = [(labels, value_of(row)) for row, labels in base]
