@@ -25,9 +25,9 @@ options:
 """
 
 EXAMPLES = r"""
-- name: Write this host's metrics for node_exporter
+- name: Write the metrics of status rows for node_exporter
   ansible.builtin.copy:
-    content: "{{ [billing_sync_status] | selfhost.bitwarden.prometheus_metrics }}"
+    content: "{{ rows | selfhost.bitwarden.prometheus_metrics }}"
     dest: /var/lib/node_exporter/textfile_collector/selfhost_bitwarden.prom
     mode: "0644"
 """
