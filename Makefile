@@ -56,12 +56,14 @@ $(STAMP): requirements-dev.txt
 
 venv: $(STAMP)
 
-# sshd for the molecule SSH scenario, shellcheck for ansible-test sanity. Installed only when missing.
+# sshd for the molecule SSH scenario, shellcheck for ansible-test sanity, promtool (Debian's prometheus package) for
+# the example alert rules' tests. Installed only when missing.
 $(SYSTEM_STAMP):
 	@mkdir -p $(CACHE)
 	@missing=""; \
 	  command -v shellcheck >/dev/null || missing="$$missing shellcheck"; \
 	  test -x /usr/sbin/sshd || missing="$$missing openssh-server"; \
+	  command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	  if [ -n "$$missing" ]; then \
 	    if [ "$$(id -u)" != 0 ]; then echo "please install:$$missing (needs root)" >&2; exit 1; fi; \
 	    echo "== apt-get install$$missing"; \
@@ -106,7 +108,7 @@ units: collection
 simulator: collection
 	pytest -n 2 tests/simulator $(PYTEST_ARGS)
 
-integration: collection
+integration: collection system-packages
 	pytest -n 2 tests/integration $(PYTEST_ARGS)
 
 # `eval "$$(make -s env)"` gives a shell the same environment the targets use.

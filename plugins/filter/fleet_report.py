@@ -14,8 +14,12 @@ description:
     role sets into a fixed-width text table (for stdout) or a Markdown table (for files and wikis).
 options:
   _input:
-    description: List of status rows (dicts with host, version, region, cloud_communication, billing_sync,
-      last_license_sync, drift, error).
+    description:
+      - List of status rows (dicts with host, version, region, cloud_communication, billing_sync, last_license_sync,
+        license_sync_stale, license_sync_age_hours, license_expiration, license_expiration_without_grace,
+        license_days_left, license_expiring, license_error, sponsorship_sync, sponsorship_last_sync, drift, error).
+      - A row whose error is set shows only that error (for example C(could not be read) and the cause).
+      - In Markdown, C(|) is escaped and line breaks become C(<br>); in text they become C( / ).
     type: list
     elements: dict
     required: true
@@ -53,8 +57,21 @@ COLUMNS = (
     ("cloud comm", "cloud_communication"),
     ("billing sync", "billing_sync"),
     ("last license sync", "last_license_sync"),
+    ("license expires", "license_expiration_without_grace"),
+    ("sponsorship sync", "sponsorship_sync"),
     ("drift", "drift"),
 )
+
+
+def _license_cell(row):
+    if row.get("license_error"):
+        return "error: %s" % row["license_error"]
+    date = row.get("license_expiration_without_grace") or row.get("license_expiration")
+    if not date:
+        return "unknown"
+    days = row.get("license_days_left")
+    text = "%s (%s days)" % (date, days) if days is not None else str(date)
+    return "EXPIRING " + text if row.get("license_expiring") else text
 
 
 def _cell(row, key):
@@ -63,14 +80,25 @@ def _cell(row, key):
         return str(row.get("host", "?"))
     if key == "drift":
         if error:
-            return "error: %s" % error
+            return str(error)
         return "; ".join(row.get("drift") or []) or "in sync"
     if error:
         return "-"
     value = row.get(key)
     if key == "cloud_communication":
         return "on" if value else "off"
+    if key == "license_expiration_without_grace":
+        return _license_cell(row)
+    if key == "last_license_sync" and value is not None and row.get("license_sync_stale"):
+        return "STALE %s (%s h ago)" % (value, row.get("license_sync_age_hours"))
+    if key == "sponsorship_sync" and value == "synced":
+        return "synced %s" % row.get("sponsorship_last_sync")
     return "never" if value is None else str(value)
+
+
+def _one_line(text, newline):
+    """A cell on one line: a multi-line error must not break the table."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", newline)
 
 
 def fleet_report(rows, fmt="text"):
@@ -82,8 +110,9 @@ def fleet_report(rows, fmt="text"):
     body = [[_cell(row, key) for _title, key in COLUMNS] for row in sorted(rows, key=lambda r: str(r.get("host", "")))]
     if fmt == "markdown":
         lines = ["| %s |" % " | ".join(header), "|%s|" % "|".join(["---"] * len(header))]
-        lines += ["| %s |" % " | ".join(cell.replace("|", "\\|") for cell in cells) for cells in body]
+        lines += ["| %s |" % " | ".join(_one_line(cell.replace("|", "\\|"), "<br>") for cell in cells) for cells in body]
         return "\n".join(lines) + "\n"
+    body = [[_one_line(cell, " / ") for cell in cells] for cells in body]
     widths = [max(len(cells[i]) for cells in [header] + body) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(cells, widths)).rstrip() for cells in [header] + body) + "\n"
 

@@ -30,6 +30,7 @@ _EVENT_ID = re.compile(r"\s*\([0-9a-f]{8}\)\s*$")
 _EVENT_ID_LINE = re.compile(r"^\([0-9a-f]{8}\)$")
 _CLOUD_REQUEST = re.compile(r"Request to (\S+) is unsuccessful with status of ([^:]+?): (.*)$", re.S)
 _TOKEN_REJECTED = re.compile(r"Unsuccessful token response from (\S+) for client (installation\.\S+) with status (\S+)")
+SPONSORSHIP_JOB = "SelfHostedSponsorshipSyncJob"
 _UNREACHABLE = ("Unable to authenticate with identity server", "Empty token response from", "Failed to send to")
 
 
@@ -142,15 +143,41 @@ def _cloud_message_cause(url, status, message):
         return ("the cloud does not accept this server's installation id (Invalid installation id): it is unknown or "
                 "disabled in that region; check globalSettings__installation__id/key against the installation you "
                 "retrieved from bitwarden.com/host (or bitwarden.eu/host)")
-    if "organization not found" in lowered:
-        return ("the cloud has no organization with the license's id at %s (Organization not found.): the license "
-                "belongs to an organization of another region, or it was deleted" % url)
+    if status.startswith("NotFound") and "/licenses/organization/" in url.lower():
+        # The cloud throws "Organization not found." but its exception filter sends "Resource not found." (contract 10).
+        return ("the cloud has no organization with the license's id at %s (%s: %s): the license belongs to an "
+                "organization of another region, or it was deleted" % (url, status, text))
     if "invalid license key" in lowered:
         return ("the cloud rejected the organization's license key (Invalid license key.): download the license of "
                 "the cloud organization again and upload it to this server")
     if "no active subscription" in lowered:
         return "the cloud organization has no active subscription (No active subscription found.): renew it first"
     return "the cloud answered %s to %s: %s" % (status, url, text)
+
+
+def sponsorship_job_runs(bwdata_path, since):
+    """Runs of the sponsorship sync job logged since ``since``, oldest first, or None when the log is unreadable.
+
+    JobListener writes "Starting job <name> at ..." / "Finished job <name> at ..." with the filter-bypassing event id,
+    and the job logs "Sponsorship sync for organization <name> Failed" for an organization it could not sync
+    (server src/Core/Jobs/JobListener.cs, src/Api/Jobs/SelfHostedSponsorshipSyncJob.cs).
+    Each run is a dict: ``finished`` (datetime or None while it runs), ``failed`` (bool).
+    """
+    directory = os.path.join(bwdata_path, "logs", "api", "Api")
+    if os.path.isdir(directory) and not os.access(directory, os.R_OK | os.X_OK):
+        return None
+    if any(os.path.exists(path) and not os.access(path, os.R_OK) for path in log_paths(bwdata_path, since)):
+        return None
+    runs = []
+    for entry in read_entries_since(bwdata_path, since):
+        message = entry["message"]
+        if message.startswith("Starting job %s " % SPONSORSHIP_JOB):
+            runs.append({"finished": None, "failed": False})
+        elif runs and message.startswith("Sponsorship sync for organization ") and message.endswith(" Failed"):
+            runs[-1]["failed"] = True
+        elif runs and message.startswith("Finished job %s " % SPONSORSHIP_JOB):
+            runs[-1]["finished"] = entry["time"]
+    return runs
 
 
 def explain_license_sync_failure(bwdata_path, since):

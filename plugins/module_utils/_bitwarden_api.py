@@ -250,6 +250,7 @@ class BitwardenClient:
         self.register_secret(params["access_token"])
         self.requests = 0
         self._server_version = None
+        self._server_config = None
         self._http = None
 
         url = params["server_url"]
@@ -491,14 +492,27 @@ class BitwardenClient:
 
     # -- helpers shared by the modules -----------------------------------------------------------------
 
+    def server_config(self):
+        """The anonymous GET /api/config (cached), or None on a server older than 2022.10.0, which has no such route."""
+        if self._server_config is None:
+            try:
+                data = self.send("GET", "/api/config", auth=False).data
+            except BitwardenApiError as exc:
+                if exc.status != 404:
+                    raise
+                data = None
+            self._server_config = data if isinstance(data, dict) else {}
+        return self._server_config or None
+
     def server_version(self):
-        """The server's version from the anonymous GET /api/config (None if unknown); cached."""
+        """The server's version (None if unknown); cached. /api/config from 2022.10.0, /api/version before."""
         if self._server_version is None:
             try:
-                config = self.send("GET", "/api/config", auth=False).data
+                config = self.server_config()
+                version = ci_get(config, "version") if config else self.send("GET", "/api/version", auth=False).data
             except BitwardenApiError:
                 return None
-            self._server_version = ci_get(config, "version") if isinstance(config, dict) else None
+            self._server_version = version if isinstance(version, str) else None
         return self._server_version
 
     def too_old(self, min_version, feature):

@@ -401,12 +401,14 @@ def module_example_substitutions(fleet, name, tmp_path):
         "install_user: bitwarden": "install_user: " + host["billing_sync_user"],
         "dest: /tmp/report.md": "dest: %s/report.md" % tmp_path,
         "/srv/bitwarden-lite": str(fleet.install_dir(name + "-lite")),
+        "dest: /var/lib/node_exporter/textfile_collector/": "dest: %s/" % tmp_path,
     }
 
 
 # Run order: the preflight, then cloud communication, the token before the license sync, the token removal last.
 RUNNABLE = ("modules/bitwarden_preflight", "modules/bitwarden_cloud_comm", "modules/bitwarden_wait_for_server", "modules/bitwarden_sync_info",
-            "modules/bitwarden_license_sync", "modules/bitwarden_billing_sync_token", "filter/fleet_report")
+            "modules/bitwarden_license_sync", "modules/bitwarden_billing_sync_token", "filter/fleet_report",
+            "filter/prometheus_metrics")
 
 
 def test_module_examples_run_against_the_simulator(sim_fleet, tmp_path):
@@ -467,6 +469,8 @@ def test_module_examples_run_against_the_simulator(sim_fleet, tmp_path):
     assert fleet.client.instance(name)["connection"] is None  # the last example removes it
     assert (tmp_path / "report.md").is_file()
     os.remove(tmp_path / "report.md")
+    assert "selfhost_bitwarden_drift{" in (tmp_path / "selfhost_bitwarden.prom").read_text()
+    os.remove(tmp_path / "selfhost_bitwarden.prom")
 
 
 # -- troubleshooting covers every message ------------------------------------------------------------------------

@@ -24,7 +24,9 @@ def test_status_reports_drift_then_sync_and_writes_json_and_markdown(sim_fleet, 
     report_dir.mkdir()
     before = run_playbook(PLAYBOOKS / "status.yml", fleet.inventory,
                           extra_vars={"billing_sync_report_dir": str(report_dir)}).assert_ok()
-    assert all(before.stats[name]["changed"] == 0 for name in fleet.names), before.output
+    # read-only on the servers: only the report files on the controller change
+    changed = {event["task"] for event in before.results() if event["result"].get("changed")}
+    assert changed == {"Write the report as JSON", "Write the report as Markdown", "Write the fleet metrics"}, before.output
     rows = {row["host"]: row for row in json.loads((report_dir / "billing-sync-report.json").read_text())}
     assert sorted(rows) == ["bw-a", "bw-b", "bw-c"]
     assert rows["bw-a"]["drift"] == ["cloud communication off", "no billing sync token", "never synced"]
@@ -48,7 +50,7 @@ def test_status_reports_drift_then_sync_and_writes_json_and_markdown(sim_fleet, 
     rows = {row["host"]: row for row in json.loads((report_dir / "billing-sync-report.json").read_text())}
     assert all(row["drift"] == [] for row in rows.values()), rows
     assert rows["bw-b"]["region"] == "EU"
-    table = "\n".join(after.results("Print the report", "localhost")[0]["result"]["msg"])
+    table = "\n".join(after.results("Print the report")[0]["result"]["msg"])
     assert table.splitlines()[0].split()[:3] == ["host", "version", "region"]
     assert table.count("in sync") == 3
     assert_no_secrets(before.output + drift_gate.output + after.output + markdown, fleet_secrets(fleet))
@@ -59,11 +61,11 @@ def test_status_reports_an_unreadable_host_instead_of_stopping(sim_fleet, tmp_pa
     bad_key = override_host_vars(tmp_path, {"bw-badkey": {"billing_sync_client_secret": "not-the-secret"}})
     run = run_playbook(PLAYBOOKS / "status.yml", [fleet.inventory, bad_key],
                        extra_vars={"billing_sync_report_dir": str(tmp_path)})
-    assert run.rc == 0, run.output
+    assert run.rc != 0, run.output  # the report is written, then the run fails: a host could not be read
     rows = {row["host"]: row for row in json.loads((tmp_path / "billing-sync-report.json").read_text())}
     assert rows["bw-ok"]["drift"][0] == "cloud communication off"
-    assert rows["bw-badkey"]["drift"] == ["unknown"]
-    assert "invalid_client" in rows["bw-badkey"]["error"]
+    assert rows["bw-badkey"]["drift"] == []
+    assert rows["bw-badkey"]["error"].startswith("could not be read: ") and "invalid_client" in rows["bw-badkey"]["error"]
 
 
 def test_rollout_canary_stops_the_fleet_at_the_first_failed_batch(sim_fleet):

@@ -38,6 +38,10 @@ class SimClient:
         """Generate a new token in the instance's cloud organization (the old one stops working); returns it."""
         return self._call("POST", f"/_sim/instances/{name}/rotate-billing-sync-token", {})["billing_sync_token"]
 
+    def run_job(self, name, job="SelfHostedSponsorshipSyncJob"):
+        """Fire a scheduled api job now, as its Quartz trigger would (fails when the job is not registered)."""
+        return self._call("POST", f"/_sim/instances/{name}/run-job", {"job": job})
+
     def bitwarden_sh(self, name, command, user="bwsim-client", timeout=600):
         """What bitwarden.sh asks the simulator to do, without the script (no log line, no root prompt)."""
         return self._call("POST", f"/_sim/instances/{name}/bitwarden-sh", {"command": command, "user": user}, timeout)

@@ -17,6 +17,7 @@ HOSTS = {
     "api.bitwarden.eu": ("EU", "api"),
 }
 REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 500: "Internal Server Error"}
+GRACE_PERIOD_DAYS = 60
 STATUS_NAMES = {200: "OK", 400: "BadRequest", 401: "Unauthorized", 404: "NotFound", 500: "InternalServerError"}
 
 
@@ -55,8 +56,9 @@ class Cloud:
     def add_installation(self, installation_id, key):
         self.installations[installation_id] = {"key": key, "enabled": True}
 
-    def add_organization(self, org_id, license_key, billing_sync_key, name):
-        self.organizations[org_id] = {"license_key": license_key, "billing_sync_key": billing_sync_key, "name": name}
+    def add_organization(self, org_id, license_key, billing_sync_key, name, subscription_days=365):
+        self.organizations[org_id] = {"license_key": license_key, "billing_sync_key": billing_sync_key, "name": name,
+                                      "subscription_days": subscription_days}
 
     def token(self, form):
         """POST /connect/token with client_credentials for installation.<id>."""
@@ -88,11 +90,25 @@ class Cloud:
             return CloudResponse(400, {"message": "Invalid installation id"})
         return CloudResponse(200, license_document(cloud_org_id, org, installation_id))
 
+    def sponsorship_sync(self, access_token, model):
+        """POST /organization/sponsorship/sync (OrganizationSponsorshipsController.Sync, contract 4.1)."""
+        if self._tokens.get(access_token) is None:
+            return CloudResponse(401)
+        org = self.organizations.get(str(model.get("sponsoringOrganizationCloudId")).lower())
+        if org is None or model.get("billingSyncKey") != org["billing_sync_key"]:
+            return CloudResponse(400, {"message": "Invalid Billing Sync Key"})
+        return CloudResponse(200, {"sponsorshipsBatch": model.get("sponsorshipsBatch") or []})
+
 
 def license_document(cloud_org_id, org, installation_id):
-    """An OrganizationLicense as the cloud generates it for the calling installation."""
+    """An OrganizationLicense as the cloud generates it for the calling installation.
+
+    Expires carries the 60-day self-host grace period after the paid period (server
+    src/Core/Billing/Licenses/Extensions/LicenseExtensions.cs, Constants.OrganizationSelfHostSubscriptionGracePeriodDays).
+    """
     now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
-    expires = now + datetime.timedelta(days=365)
+    period_end = now + datetime.timedelta(days=org.get("subscription_days", 365))
+    expires = period_end + datetime.timedelta(days=GRACE_PERIOD_DAYS)
     return {
         "licenseKey": org["license_key"],
         "installationId": installation_id,
@@ -124,7 +140,7 @@ def license_document(cloud_org_id, org, installation_id):
         "issued": now.isoformat().replace("+00:00", "Z"),
         "refresh": (now + datetime.timedelta(days=30)).isoformat().replace("+00:00", "Z"),
         "expires": expires.isoformat().replace("+00:00", "Z"),
-        "expirationWithoutGracePeriod": expires.isoformat().replace("+00:00", "Z"),
+        "expirationWithoutGracePeriod": period_end.isoformat().replace("+00:00", "Z"),
         "trial": False,
         "licenseType": 1,
         "hash": secrets.token_hex(32),

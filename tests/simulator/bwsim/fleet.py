@@ -17,6 +17,8 @@ DEFAULTS = {
     "license": True,
     "preconfigured": False,
     "deployment": "standard",
+    "subscription_days": 365,  # days until the cloud organization's paid period ends (license expiry without grace)
+    "sponsorships": 0,         # Families sponsorships offered locally (the sponsorship sync job only calls with some)
     "faults": {},
     "cloud_endpoint_fault": None,
 }
@@ -105,6 +107,10 @@ def _instance_spec(raw, defaults):
         spec[key] = bool(spec[key])
     for key in ("restart_delay", "warmup", "error_delay"):
         spec[key] = float(spec[key])
+    for key in ("subscription_days", "sponsorships"):
+        spec[key] = int(spec[key])
+    if spec["sponsorships"] < 0:
+        raise FleetError(f"{name}: sponsorships must be 0 or more")
     spec["faults"] = normalize_faults(spec["faults"])
     if spec["cloud_endpoint_fault"] not in CLOUD_ENDPOINT_FAULTS:
         raise FleetError(f"{name}: cloud_endpoint_fault must be one of {CLOUD_ENDPOINT_FAULTS}")

@@ -1,8 +1,10 @@
 """One simulated installation: its data, its lifecycle (settings read only at start), its front door (nginx)."""
 
 import copy
+import datetime
 import json
 import os
+import random
 import secrets
 import threading
 import time
@@ -20,6 +22,9 @@ from .selfhosted import ApiError, SelfHostedApi
 from .settings import StartupError, effective_settings, public_settings
 
 WRITE_METHODS = ("POST", "PUT", "DELETE")
+SPONSORSHIP_JOB = "SelfHostedSponsorshipSyncJob"
+BYPASS_FILTERS_EVENT_ID = 12482444  # Constants.BypassFiltersEventId: JobListener lines pass every log filter
+DAY = 24 * 3600
 UNREACHABLE_TRACE = " ---> System.Net.Sockets.SocketException (0xFFFDFFFE): Name or service not known"
 
 
@@ -104,11 +109,15 @@ class Instance(ComposeProject):  # pylint: disable=too-many-instance-attributes,
         self.inventory_token = envfile.random_string(30)
         self.cloud = sim.clouds.regions[spec["region"]]
         self.cloud.add_installation(self.installation_id, self.installation_key)
-        self.cloud.add_organization(self.cloud_organization_id, self.license_key, self.inventory_token, self.organization_name)
+        self.cloud.add_organization(self.cloud_organization_id, self.license_key, self.inventory_token, self.organization_name,
+                                    spec["subscription_days"])
         self._apply_cloud_faults()
 
-        org_license = license_document(self.cloud_organization_id, self.cloud.organizations[self.cloud_organization_id],
-                                       self.installation_id) if spec["license"] else None
+        # The organization row was created from a license; its ExpirationDate stays even if the file goes.
+        first_license = pascal_case(license_document(self.cloud_organization_id, self.cloud.organizations[self.cloud_organization_id],
+                                                     self.installation_id))
+        self.organization_expiration = first_license["Expires"]
+        org_license = first_license if spec["license"] else None
         self.paths = self.lay_out(org_license)
         self.project_dir = self.paths.docker_dir
         self.host_root = self.paths.root
@@ -133,6 +142,8 @@ class Instance(ComposeProject):  # pylint: disable=too-many-instance-attributes,
             self.store_connection(None, 1, self.organization_id, True, {
                 "BillingSyncKey": self.inventory_token, "CloudOrganizationId": self.cloud_organization_id,
                 "LastLicenseSync": dotnet_datetime(time.time_ns(), "+00:00")})
+        self.sponsorships = spec["sponsorships"]
+        self.sponsorship_job_due = None  # epoch seconds of the next scheduled run; None: not registered
         self.api = SelfHostedApi(self)
         self.identity = Identity(self)
         self.router = Router([
@@ -140,8 +151,9 @@ class Instance(ComposeProject):  # pylint: disable=too-many-instance-attributes,
             Route("GET", "/api/alive", self.api.alive),
             Route("GET", "/api/now", self.api.alive),
             Route("GET", "/api/version", self.api.version),
-            Route("GET", "/api/config", self.api.config),
+            Route("GET", "/api/config", self.api.config, min_version=(2022, 10, 0)),
             Route("GET", "/api/organizations", self.api.organizations),
+            Route("GET", "/api/organizations/{id}/subscription", self.api.subscription),
             Route("GET", "/api/organizations/connections/enabled", self.api.connections_enabled),
             Route("POST", "/api/organizations/connections", self.api.create_connection),
             Route("PUT", "/api/organizations/connections/{organizationConnectionId}", self.api.update_connection),
@@ -254,6 +266,7 @@ class Instance(ComposeProject):  # pylint: disable=too-many-instance-attributes,
         if self.start_error:
             self.api_log.write("FTL", "Host terminated unexpectedly", self._request_id(), 0, f"System.InvalidOperationException: {self.start_error}")
             self.sim.log(f"{self.name}: start-up failed: {self.start_error}")
+        self._schedule_sponsorship_job(generation)
         self.listener.start()
         if self.state == "starting":
             timer = threading.Timer(warmup, self._warm, args=(generation,))
@@ -389,44 +402,114 @@ class Instance(ComposeProject):  # pylint: disable=too-many-instance-attributes,
             row["config"] = json.dumps(config, separators=(",", ":"))
 
     def install_license(self, org_id, license_doc):
-        """UpdateOrganizationLicenseCommand writes the new license file (JsonSerializer: PascalCase)."""
-        pascal = {key[0].upper() + key[1:]: value for key, value in license_doc.items()}
+        """UpdateOrganizationLicenseCommand writes the new license file (JsonSerializer: PascalCase) and copies
+        its expiry to the organization row."""
+        pascal = pascal_case(license_doc)
         with open(self.paths.license_file(org_id), "w", encoding="utf-8") as handle:
             json.dump(pascal, handle, indent=2)
+        with self.lock:
+            self.organization_expiration = pascal.get("Expires")
+
+    def read_license(self, org_id):
+        """LicensingService.ReadOrganizationLicenseAsync: None without a file; JsonSerializer defaults (case-sensitive)."""
+        try:
+            with open(self.paths.license_file(org_id), encoding="utf-8") as handle:
+                return json.load(handle)
+        except FileNotFoundError:
+            return None
+
+    # -- jobs (src/Api/Jobs/JobsHostedService.cs, contract 4.1) --------------------------------------------------
+    def _schedule_sponsorship_job(self, generation):
+        """Registered at api start only when self-hosted with cloud communication on; first run at start + 0-23 h."""
+        with self.lock:
+            settings = self.settings
+            if not settings or not (settings["selfHosted"] and settings["enableCloudCommunication"]):
+                self.sponsorship_job_due = None
+                return
+            self.sponsorship_job_due = time.time() + random.randrange(24) * 3600
+            due = self.sponsorship_job_due
+        self._arm_sponsorship_timer(generation, due)
+
+    def _arm_sponsorship_timer(self, generation, due):
+        timer = threading.Timer(max(0.0, due - time.time()), self._sponsorship_trigger, args=(generation,))
+        timer.daemon = True
+        timer.start()
+
+    def _sponsorship_trigger(self, generation):
+        with self.lock:
+            if self.generation != generation or self.sponsorship_job_due is None:
+                return  # the api was stopped or restarted: that start's trigger is gone
+            self.sponsorship_job_due += DAY
+            due = self.sponsorship_job_due
+        self.run_sponsorship_job()
+        self._arm_sponsorship_timer(generation, due)
+
+    def fire_job(self, job):
+        """Control route: the trigger fires now (the daily schedule continues from its own time)."""
+        if job != SPONSORSHIP_JOB:
+            raise ValueError(f"unknown job {job!r}; known: {SPONSORSHIP_JOB}")
+        with self.lock:
+            if self.state != "up" or self.sponsorship_job_due is None:
+                raise ValueError(f"{SPONSORSHIP_JOB} is not scheduled on {self.name} (api down, or cloud communication "
+                                 "was off at api start)")
+        self.run_sponsorship_job()
+        return {"job": job, "sponsorship_last_sync": self.sponsorship_last_sync}
+
+    def run_sponsorship_job(self):
+        """SelfHostedSponsorshipSyncJob.ExecuteJobAsync between the JobListener's start and finish lines."""
+        request_id = self._request_id()
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%m/%d/%Y %H:%M:%S")
+        self.api_log.write("INF", f"Starting job {SPONSORSHIP_JOB} at {stamp}.", request_id, BYPASS_FILTERS_EVENT_ID)
+        connection = self.find_connection(self.organization_id, 1)
+        if connection is not None and connection["enabled"]:
+            config = json.loads(connection["config"])
+            if not self._sync_sponsorships(config, request_id):
+                self.api_log.error(f"Sponsorship sync for organization {self.organization_name} Failed", request_id, 0,
+                                   "Bit.Core.Exceptions.BadRequestException: Organization sync failed")
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%m/%d/%Y %H:%M:%S")
+        self.api_log.write("INF", f"Finished job {SPONSORSHIP_JOB} at {stamp}.", request_id, BYPASS_FILTERS_EVENT_ID)
+
+    def _sync_sponsorships(self, config, request_id):
+        """SelfHostedSyncSponsorshipsCommand.SyncOrganization; True when done (or nothing to do)."""
+        if self.sponsorships == 0:
+            return True  # "No existing sponsorships to sync": the cloud is not called
+        sync_url = uri_string(self.settings["apiUri"]) + "organization/sponsorship/sync"
+        token = self._cloud_token("api.installation", sync_url, request_id)
+        if token is None:
+            return False
+        self.counters.bump("cloud_calls")
+        try:
+            cloud, service = self._resolve(sync_url)
+            if service != "api":
+                return False
+            result = cloud.sponsorship_sync(token, {"billingSyncKey": config.get("BillingSyncKey"),
+                                                    "sponsoringOrganizationCloudId": config.get("CloudOrganizationId"),
+                                                    "sponsorshipsBatch": [{} for dummy in range(self.sponsorships)]})
+        except Unreachable as exc:
+            self.api_log.error(f"Failed to send to {sync_url}.", request_id, apilog.EVENT_SEND_FAILED,
+                               f"System.Net.Http.HttpRequestException: {exc}\n{UNREACHABLE_TRACE}")
+            return False
+        if result.status != 200:
+            self.api_log.error(f"Request to {sync_url} is unsuccessful with status of {result.status_name}-{result.reason}: "
+                               f"{(result.body or {}).get('message') or 'Unknown error'}\n", request_id)
+            return False
+        with self.lock:
+            self.sponsorship_last_sync = dotnet_datetime(time.time_ns(), "Z")
+        return True
 
     def fetch_cloud_license(self, cloud_org_id, billing_sync_key, request_id):
         """GetSelfHostedOrganizationLicenseQuery via BaseIdentityClientService; failures only reach the api log."""
-        settings = self.settings
-        client_id = f"installation.{settings['installationId']}"
         try:
-            identity_base, api_base = uri_string(settings["identityUri"]), uri_string(settings["apiUri"])
+            uri_string(self.settings["identityUri"])
+            api_base = uri_string(self.settings["apiUri"])
         except ValueError as exc:
             raise ApiError(json_response(500, {"object": "error", "message": "An unhandled server error has occurred.", "validationErrors": None,
                                                "exceptionMessage": None, "exceptionStackTrace": None, "innerExceptionMessage": None})) from exc
-        token_url = identity_base + "connect/token"
         license_url = api_base + f"licenses/organization/{cloud_org_id}"
         log = self.api_log
-        self.counters.bump("cloud_calls")
-        response = None
-        try:
-            cloud, service = self._resolve(token_url)
-            if service == "identity" and urllib.parse.urlsplit(token_url).path == "/connect/token":
-                response = cloud.token({"grant_type": "client_credentials", "scope": "api.licensing", "client_id": client_id,
-                                        "client_secret": settings["installationKey"]})
-            else:
-                response = CloudResponse(404)
-        except Unreachable as exc:
-            log.error("Unable to authenticate with identity server.", request_id, apilog.EVENT_AUTH_FAILED,
-                      f"System.Net.Http.HttpRequestException: {exc}\n{UNREACHABLE_TRACE}")
-        if response is None:
-            log.error(f"Empty token response from {identity_base} for client {client_id}", request_id)
-        elif response.status != 200:
-            log.error(f"Unsuccessful token response from {identity_base} for client {client_id} with status "
-                      f"{response.status_name}-{response.reason}", request_id)
-        if response is None or response.status != 200:
-            log.error(f"Unable to send GET request to {license_url} because an access token was unable to be obtained", request_id)
+        token = self._cloud_token("api.licensing", license_url, request_id, "GET")
+        if token is None:
             return None
-        token = response.body["access_token"]
         self.counters.bump("cloud_calls")
         try:
             cloud, service = self._resolve(license_url)
@@ -450,6 +533,36 @@ class Instance(ComposeProject):  # pylint: disable=too-many-instance-attributes,
         log.error(f"Request to {license_url} is unsuccessful with status of {result.status_name}-{result.reason}: "
                   f"{result.body.get('message') or 'Unknown error'}\n", request_id)
         return None
+
+    def _cloud_token(self, scope, target_url, request_id, method="POST"):
+        """BaseIdentityClientService.HandleTokenStateAsync: an installation token, or None with the reason logged."""
+        settings = self.settings
+        client_id = f"installation.{settings['installationId']}"
+        identity_base = uri_string(settings["identityUri"])
+        token_url = identity_base + "connect/token"
+        log = self.api_log
+        self.counters.bump("cloud_calls")
+        response = None
+        try:
+            cloud, service = self._resolve(token_url)
+            if service == "identity" and urllib.parse.urlsplit(token_url).path == "/connect/token":
+                response = cloud.token({"grant_type": "client_credentials", "scope": scope, "client_id": client_id,
+                                        "client_secret": settings["installationKey"]})
+            else:
+                response = CloudResponse(404)
+        except Unreachable as exc:
+            log.error("Unable to authenticate with identity server.", request_id, apilog.EVENT_AUTH_FAILED,
+                      f"System.Net.Http.HttpRequestException: {exc}\n{UNREACHABLE_TRACE}")
+        if response is None:
+            log.error(f"Empty token response from {identity_base} for client {client_id}", request_id)
+        elif response.status != 200:
+            log.error(f"Unsuccessful token response from {identity_base} for client {client_id} with status "
+                      f"{response.status_name}-{response.reason}", request_id)
+        if response is None or response.status != 200:
+            log.error(f"Unable to send {method} request to {target_url} because an access token was unable to be obtained",
+                      request_id)
+            return None
+        return response.body["access_token"]
 
     def _resolve(self, url):
         # The host's egress faults of the served clouds block the server's own cloud calls as well.
@@ -526,9 +639,17 @@ class Instance(ComposeProject):  # pylint: disable=too-many-instance-attributes,
                 "billing_sync_token": self.cloud.organizations[self.cloud_organization_id]["billing_sync_key"],
                 "inventory_billing_sync_token": self.inventory_token,
                 "connection": self.api.connection_response(connection) if connection else None,
+                "sponsorships": self.sponsorships,
+                "sponsorship_last_sync": self.sponsorship_last_sync,
+                "sponsorship_job_due": self.sponsorship_job_due,
                 "devices": [d["identifier"] for d in self.devices],
                 "counters": self.counters.snapshot(),
                 "faults": copy.deepcopy(self.faults),
                 "docker_calls": self.sim.docker.calls_of(self),
             })
             return state
+
+
+def pascal_case(document):
+    """JsonSerializer.Serialize without naming options: the C# property names."""
+    return {key[0].upper() + key[1:]: value for key, value in document.items()}

@@ -16,6 +16,7 @@ ZERO_GUID = "00000000-0000-0000-0000-000000000000"
 CONNECTION_TYPES = {1: "CloudBillingSync", 2: "Scim"}
 GUID_D_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 DATETIME_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:T(\d{2}:\d{2}(?::\d{2})?)(?:\.(\d{1,7}))?)?(Z|[+-]\d{2}:\d{2})?$")
+GRACE_PERIOD_DAYS = 60  # Constants.OrganizationSelfHostSubscriptionGracePeriodDays
 GENERIC_SYNC_ERROR = "An error has occurred. Check your internet connection and ensure the billing token is correct."
 
 
@@ -90,6 +91,21 @@ def parse_dotnet_datetime(text):
         seconds -= sign * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60)
     ns = seconds * 1_000_000_000 + int((fraction or "0").ljust(7, "0")) * 100
     return dotnet_datetime(ns, "" if zone is None else ("Z" if zone == "Z" else "+00:00"))
+
+
+def normalized_datetime(text):
+    """A DateTime read from JSON and written back by System.Text.Json (UTC stays 'Z')."""
+    return None if text is None else parse_dotnet_datetime(text)
+
+
+def shift_days(text, days):
+    """DateTime.AddDays on a serialized UTC DateTime."""
+    stamp = parse_dotnet_datetime(text)
+    zone = "Z" if stamp.endswith("Z") else ("+00:00" if stamp.endswith("+00:00") else "")
+    base = stamp[:len(stamp) - len(zone)] if zone else stamp
+    seconds = calendar.timegm(time.strptime(base.split(".")[0], "%Y-%m-%dT%H:%M:%S")) + days * 86400
+    fraction = base.partition(".")[2]
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + ("." + fraction if fraction else "") + zone
 
 
 class SelfHostedApi:
@@ -267,6 +283,42 @@ class SelfHostedApi:
             "userIsManagedByOrganization": False, "ssoEnabled": False, "ssoMemberDecryptionType": None,
         }
         return json_response(200, {"object": "list", "data": [org], "continuationToken": None})
+
+    # -- subscription (self-hosted: from the license file) ----------------------------------------------------
+    def subscription(self, request, params):
+        """OrganizationsController.GetSubscription, self-hosted branch (server src/Api/Billing/Controllers/
+        OrganizationsController.cs and OrganizationSubscriptionResponseModel in src/Api/AdminConsole/Models/Response/
+        Organizations/OrganizationResponseModel.cs @ v2026.8.0; the license branch since v2023.5.0, the null-license
+        500 since v2025.12.1)."""
+        principal = self.application(request)
+        inst = self.instance
+        org_id = route_guid(params, "id")
+        if not self.is_owner(principal, org_id) or org_id != inst.organization_id:
+            raise not_found()
+        with inst.lock:
+            expiration = inst.organization_expiration
+        body = {"object": "organizationSubscription", "id": org_id, "name": inst.organization_name,
+                "seats": 50, "maxStorageGb": 1, "storageName": None, "storageGb": 0, "subscription": None,
+                "upcomingInvoice": None, "customerDiscount": None, "expiration": normalized_datetime(expiration)}
+        if inst.version < (2023, 5, 0):
+            return json_response(200, body)  # before the license branch: the organization row's ExpirationDate only
+        try:
+            license_doc = inst.read_license(org_id)
+        except ValueError as exc:
+            raise server_error() from exc
+        body["expirationWithoutGracePeriod"] = None
+        if license_doc is None:
+            if inst.version >= (2025, 12, 1):
+                raise server_error()  # GetClaimsPrincipalFromLicense(null) dereferences the missing license
+            return json_response(200, body)
+        # No Token in the simulator's licenses: the file's Expires / ExpirationWithoutGracePeriod (case-sensitive).
+        expires = license_doc.get("Expires")
+        without_grace = license_doc.get("ExpirationWithoutGracePeriod")
+        if without_grace is None and expires is not None:
+            without_grace = expires if license_doc.get("Trial") else shift_days(expires, -GRACE_PERIOD_DAYS)
+        body["expiration"] = normalized_datetime(expires)
+        body["expirationWithoutGracePeriod"] = normalized_datetime(without_grace)
+        return json_response(200, body)
 
     # -- organization connections ----------------------------------------------------------------------------
     def connections_enabled(self, request, _params):

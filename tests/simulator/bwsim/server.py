@@ -98,6 +98,10 @@ class Simulator:
             if action == "rotate-billing-sync-token" and request.method == "POST":
                 self.log(f"{inst.name}: billing sync token rotated in the cloud")
                 return json_response(200, {"billing_sync_token": inst.rotate_billing_sync_token()})
+            if action == "run-job" and request.method == "POST":
+                body = request.json() if request.body else {}
+                self.log(f"{inst.name}: job {body.get('job')} fired")
+                return json_response(200, inst.fire_job(str(body.get("job", ""))))
             if action == "bitwarden-sh" and request.method == "POST":
                 body = request.json()
                 output, errors, code = inst.run_script_command(str(body.get("command", "")), str(body.get("user", "")))

@@ -34,3 +34,25 @@ def test_public_variables_carry_the_role_prefix(name):
 def test_every_entry_point_has_a_tasks_file():
     for entry_point in SPECS:
         assert (ROLE / "tasks" / ("%s.yml" % entry_point)).is_file(), entry_point
+
+
+@pytest.mark.parametrize("entry_point, required", [("status", ["billing_sync_client_id", "billing_sync_client_secret"]),
+                                                   ("rotate_token", ["billing_sync_client_id", "billing_sync_client_secret",
+                                                                     "billing_sync_token"])])
+def test_entry_points_mark_required_inputs_and_hide_secrets(entry_point, required):
+    options = SPECS[entry_point]["options"]
+    assert sorted(name for name, spec in options.items() if spec.get("required")) == sorted(required)
+    for name, spec in options.items():
+        assert not (spec.get("required") and "default" in spec), name  # ansible-core rejects both at run time
+        assert spec.get("no_log", False) == (name.endswith("_secret") or name == "billing_sync_token"), name
+
+
+def test_playbooks_name_entry_points_exactly():
+    """ansible-core looks the spec up by the tasks_from string: 'status.yml' would skip validation."""
+    playbooks = Path(__file__).resolve().parents[3] / "playbooks"
+    for path in playbooks.glob("*.yml"):
+        for play in yaml.safe_load(path.read_text(encoding="utf-8")):
+            for task in play.get("tasks", []):
+                entry = (task.get("ansible.builtin.import_role") or {}).get("tasks_from")
+                if entry is not None:
+                    assert entry in SPECS, (path.name, entry)

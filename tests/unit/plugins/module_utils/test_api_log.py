@@ -62,7 +62,7 @@ def test_newest_cause_wins(tmp_path):
     now = datetime.datetime.now(UTC)
     write_log(tmp_path, [
         (now, "A [ERR] Request to https://api.bitwarden.com/x is unsuccessful with status of NotFound-Not Found: "
-              "Organization not found."),
+              "Resource not found."),
         (now + datetime.timedelta(milliseconds=5), "B [ERR] Request to https://api.bitwarden.com/x is unsuccessful "
                                                    "with status of BadRequest-Bad Request: Invalid installation id"),
     ])
@@ -121,3 +121,28 @@ def test_other_cloud_messages_are_quoted(tmp_path):
                                "BadRequest-Bad Request: Something new")])
     cause = _api_log.explain_license_sync_failure(str(tmp_path), now - datetime.timedelta(seconds=1))
     assert cause == "the cloud answered BadRequest-Bad Request to https://api.bitwarden.com/x: Something new"
+
+
+def test_unknown_cloud_organization_reads_resource_not_found(tmp_path):
+    """The cloud's NotFoundException("Organization not found.") reaches the log as "Resource not found." (contract 10)."""
+    now = datetime.datetime.now(UTC)
+    url = "https://api.bitwarden.com/licenses/organization/6f1d2c1e-0000-4000-8000-000000000001"
+    write_log(tmp_path, [(now, "A [ERR] Request to %s is unsuccessful with status of NotFound-Not Found: "
+                               "Resource not found.\n(00000000)" % url)])
+    cause = _api_log.explain_license_sync_failure(str(tmp_path), now - datetime.timedelta(seconds=1))
+    assert cause.startswith("the cloud has no organization with the license's id at %s (NotFound-Not Found: "
+                            "Resource not found.)" % url)
+
+
+def test_sponsorship_job_runs(tmp_path):
+    now = datetime.datetime.now(UTC)
+    job = "0HN8ABCDEF1GH:00000001 [INF] %s job SelfHostedSponsorshipSyncJob at 11/29/2026 10:00:00. (00be778c)"
+    write_log(tmp_path, [(now - datetime.timedelta(hours=30), job % "Finished"),
+                         (now - datetime.timedelta(minutes=9), job % "Starting"),
+                         (now - datetime.timedelta(minutes=9), "0HN8ABCDEF1GH:00000001 [ERR] Sponsorship sync for "
+                                                               "organization Acme Failed (00000000)"),
+                         (now - datetime.timedelta(minutes=8), job % "Finished"),
+                         (now - datetime.timedelta(minutes=1), job % "Starting")])
+    runs = _api_log.sponsorship_job_runs(str(tmp_path), now - datetime.timedelta(hours=24))
+    assert [(run["finished"] is not None, run["failed"]) for run in runs] == [(True, True), (False, False)]
+    assert _api_log.sponsorship_job_runs(str(tmp_path / "nothing"), now) == []

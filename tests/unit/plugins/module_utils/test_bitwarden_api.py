@@ -340,6 +340,15 @@ def test_connections_404_on_an_old_server_names_the_version(fake_server):
     assert "2022.4.0" in info.value.msg and "2022.5.0" in info.value.msg
 
 
+def test_version_gate_sees_servers_without_the_config_route(fake_server):
+    """2022.5-2022.9: connections, no /api/config (contract 8); /api/version answers on every version."""
+    fake_server([Call("GET", "/api/config", auth=False, status=404), Call("GET", "/api/version", auth=False, body="2022.9.0")])
+    client = make_client()
+    message = client.too_old(api.LICENSE_SYNC_MIN_VERSION, "license sync")
+    assert "2022.9.0" in message and "2023.2.0" in message
+    assert client.server_config() is None and client.server_version() == "2022.9.0"  # cached: no further request
+
+
 def test_one_owned_organization_is_found(fake_server):
     fake_server([token_call(), Call("GET", "/api/organizations", body={"object": "list", "data": [
         {"id": "admin-org", "name": "A", "type": 1}, {"id": ORG, "name": "Ours", "type": 0}]})])
