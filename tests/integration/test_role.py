@@ -190,3 +190,19 @@ def test_failed_restart_is_healed_by_the_next_run(sim_fleet):
     again = run_playbook(ROLLOUT, fleet.inventory).assert_ok()
     assert again.changed_total() == 0 and len(restarts(fleet, "bw-down")) == 2
 
+
+
+def test_role_writes_metrics_when_asked_on_drifted_and_converged_hosts(sim_fleet, tmp_path):
+    from prometheus_client.parser import text_string_to_metric_families  # pylint: disable=import-outside-toplevel
+    fleet = sim_fleet([{"name": "bw-metrics"}], restart_delay=0.2, warmup=0.1)
+    path = tmp_path / "selfhost_bitwarden.prom"
+    extra = {"billing_sync_metrics": True, "billing_sync_metrics_path": str(path)}
+    for dummy in ("drifted", "converged"):
+        run = run_playbook(ROLLOUT, fleet.inventory, extra_vars=extra).assert_ok()
+        samples = {sample.name: sample.value for family in text_string_to_metric_families(path.read_text())
+                   for sample in family.samples}
+        assert samples["selfhost_bitwarden_cloud_communication_enabled"] == 1
+        assert samples["selfhost_bitwarden_license_last_sync_timestamp_seconds"] > 0
+        assert_no_secrets(path.read_text() + run.output, secrets_of(fleet, "bw-metrics"))
+        path.unlink()
+    assert len(restarts(fleet, "bw-metrics")) == 1
