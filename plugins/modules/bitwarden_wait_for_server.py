@@ -113,14 +113,14 @@ def main():
     started = time.monotonic()
     deadline = started + module.params["timeout"]
     delay = max(0.0, module.params["delay"])
-    has_key = bool(client.client_id and module.params["client_secret"])
+    has_key = bool(client.client_id and client.client_secret)
 
     def ready_alive(path):
         client.send("GET", path, auth=False, deadline=0)
 
     def ready_token():
         if has_key:
-            client.request_token(client.client_id, module.params["client_secret"], deadline=0)
+            client.request_token(client.client_id, client.client_secret, deadline=0)
             return
         try:
             client.request_token(PROBE_CLIENT_ID, PROBE_CLIENT_SECRET, deadline=0)
@@ -134,7 +134,8 @@ def main():
     for name, check, arg in steps:
         last = None
         while True:
-            client.timeout = max(1, min(PER_REQUEST_TIMEOUT, int(deadline - time.monotonic()) or 1))
+            # Each request gets what is left of the total (at most PER_REQUEST_TIMEOUT), so the total holds.
+            client.timeout = max(0.1, min(PER_REQUEST_TIMEOUT, deadline - time.monotonic()))
             try:
                 check(arg)
                 break
