@@ -402,7 +402,7 @@ def module_example_substitutions(fleet, name, tmp_path):
 
 
 # Run order: cloud communication first, the token before the license sync, the token removal last.
-RUNNABLE = ("modules/bitwarden_cloud_comm", "modules/bitwarden_wait_for_server", "modules/bitwarden_sync_info",
+RUNNABLE = ("modules/bitwarden_lock", "modules/bitwarden_cloud_comm", "modules/bitwarden_wait_for_server", "modules/bitwarden_sync_info",
             "modules/bitwarden_license_sync", "modules/bitwarden_billing_sync_token", "filter/fleet_report")
 
 
