@@ -13,7 +13,7 @@ options:
     description:
       - Base URL of the self-hosted Bitwarden server, for example V(https://bitwarden.example.com).
       - Without a query, a fragment (V(#/...)), a user name, or a path ending in C(/api), C(/identity), C(/admin) or
-        C(/vault): the modules add C(/api) and C(/identity) themselves. A server that answers with a web page instead
+        C(/vault), because the modules add C(/api) and C(/identity) themselves. A server that answers with a web page instead
         of the API is reported as a wrong O(server_url).
       - The module runs on the managed host and connects from there.
       - When omitted, the environment variable E(BITWARDEN_SERVER_URL) on the managed host is used, then the

@@ -191,14 +191,13 @@ def check_server_url(url):
     example = "the server's base URL, like https://bitwarden.example.com"
     try:
         parts = urlsplit(url)
-        port = parts.port
+        if parts.port == 0:
+            raise ValueError("Port out of range 1-65535")
     except ValueError as exc:
         raise ValueError("server_url %r has an invalid port (%s): set %s (ports 1 to 65535)" % (url, exc, example))
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname or "://" not in url:
         raise ValueError("server_url %r is not an http(s) URL such as https://bitwarden.example.com: set %s"
                          % (url, example))
-    if port == 0:
-        raise ValueError("server_url %r has an invalid port (0): set %s (ports 1 to 65535)" % (url, example))
     if parts.username is not None or parts.password is not None:
         raise ValueError("server_url must not carry a user name or password (they would be printed): set %s" % example)
     path = parts.path.rstrip("/")

@@ -19,7 +19,7 @@ description:
   - A lock whose holder did not give it back (a run killed with C(kill -9), a lost controller) is taken over once it
     expires, O(expires_after) seconds after it was taken or last renewed. Acquiring again with the same O(run_id)
     renews it.
-  - Only the holder releases: releasing with another O(run_id) fails and leaves the lock in place; releasing a
+  - Only the holder releases the lock. Releasing with another O(run_id) fails and leaves the lock in place; releasing a
     lock that is not there changes nothing.
   - Every change of the lock file happens under an exclusive C(flock) on its directory, so two runs that find
     the same expired lock cannot both take it over.

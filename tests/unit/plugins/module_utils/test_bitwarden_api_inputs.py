@@ -148,7 +148,7 @@ def test_a_trailing_newline_in_the_secret_is_trimmed_before_it_is_sent(fake_serv
     ({"timeout": 10 ** 12}, "timeout must be from 1 to 86400 seconds"),
     ({"retry_deadline": -1}, "retry_deadline must be from 0 to 86400 seconds"),
     ({"server_url": "https://bw.example.test:99999"}, "server_url 'https://bw.example.test:99999' has an invalid port"),
-    ({"server_url": "https://bw.example.test:0"}, "has an invalid port (0)"),
+    ({"server_url": "https://bw.example.test:0"}, "has an invalid port (Port out of range 1-65535)"),
     ({"server_url": "bw.example.test"}, "server_url 'bw.example.test' is not an http(s) URL"),
     ({"server_url": "bw.example.test:8443"}, "is not an http(s) URL"),
     ({"server_url": "ftp://bw.example.test"}, "is not an http(s) URL"),
