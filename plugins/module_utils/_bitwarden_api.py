@@ -49,13 +49,14 @@ RETRY_IF_IDEMPOTENT = frozenset((504,))
 IDEMPOTENT_METHODS = frozenset(("GET", "HEAD", "PUT", "DELETE"))
 
 MASK = "********"
-MAX_SECONDS = 86400  # a day: more is a typo, and far beyond what the socket layer accepts it raises a raw OverflowError
+MAX_SECONDS = 86400  # a day: more is a typo (and far more makes the socket layer raise a raw OverflowError)
 # Path ends that mean server_url points below the base URL (the modules add /api and /identity themselves).
 SERVICE_PATHS = ("/api", "/identity", "/admin", "/alive", "/connect/token", "/vault")
 # A token is printable ASCII: anything else cannot go into an HTTP header (CR/LF would split the request).
 TOKEN_UNSAFE = re.compile(r"[^\x21-\x7e]")
+HEADER_UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-USER_TYPES = {0: "Owner", 1: "Admin", 2: "User", 3: "Manager", 4: "Custom"}
+USER_TYPES = {0: "Owner", 1: "Admin", 2: "User", 4: "Custom"}  # OrganizationUserType (contract 1.7)
 
 
 def api_argument_spec():
@@ -202,8 +203,9 @@ def check_server_url(url):
         raise ValueError("server_url must not carry a user name or password (they would be printed): set %s" % example)
     path = parts.path.rstrip("/")
     if parts.query or parts.fragment or path.lower().endswith(SERVICE_PATHS):
+        below = path + ("?" + parts.query if parts.query else "") + ("#" + parts.fragment if parts.fragment else "")
         raise ValueError("server_url %r points below the base URL (%s): set %s; the modules add /api and /identity"
-                         % (url, path + ("?" + parts.query if parts.query else "") + ("#" + parts.fragment if parts.fragment else ""), example))
+                         % (url, below, example))
     return normalize_server_url(url)
 
 
@@ -292,8 +294,10 @@ def _classify_exception(exc):
 
 
 def _is_html(headers, raw):
+    """Whether an answer is a web page (a proxy's or a web vault's), which the API never sends."""
     content_type = (headers.get("Content-Type") or "") if headers else ""
-    return "html" in content_type.lower() or to_text(raw[:100] or b"", errors="replace").lstrip().lower().startswith(("<!doctype", "<html"))
+    start = to_text(raw[:100] or b"", errors="replace").lstrip().lower()
+    return "html" in content_type.lower() or start.startswith(("<!doctype", "<html"))
 
 
 def _server_message(data, raw):
@@ -450,7 +454,7 @@ class BitwardenClient:
         if auth:
             headers["Authorization"] = "Bearer %s" % self.token()
         for name, value in headers.items():
-            if re.search(r"[\x00-\x1f\x7f]", value):
+            if HEADER_UNSAFE.search(value):
                 # http.client would refuse it with the value in its message; never send or show it.
                 raise BitwardenApiError("the %s header of %s %s would carry a control character (a line break in "
                                         "access_token?): it was not sent; remove the character" % (name, method, path))

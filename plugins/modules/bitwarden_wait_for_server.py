@@ -86,6 +86,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.selfhost.bitwarden.plugins.module_utils._bitwarden_api import (
+    RETRY_ALWAYS,
     BitwardenApiError,
     BitwardenClient,
     api_argument_spec,
@@ -140,8 +141,9 @@ def main():
                 check(arg)
                 break
             except BitwardenApiError as exc:
-                if arg is None and exc.status == 400:
-                    # The identity server answered from its database: ready, but the key is wrong.
+                if exc.status and 400 <= exc.status < 500 and exc.status not in RETRY_ALWAYS:
+                    # An answer no restart changes: the identity server refused the key (400, from its database, so
+                    # it is ready), or a web page / 404 says server_url does not point at the API.
                     client.fail("%s answers, but %s" % (client.server_url, exc.msg),
                                 elapsed=round(time.monotonic() - started, 1), attempts=client.requests)
                 last = describe(exc)

@@ -46,7 +46,7 @@ def fleet(tmp_path_factory):
 def secret_spellings(secret):
     """Every way a secret can leak: as is, trimmed, URL-encoded, repr of str/bytes, JSON-escaped."""
     forms = set()
-    for text in {secret, secret.strip()}:
+    for text in (secret, secret.strip()):
         forms |= {text, urllib.parse.quote(text, safe=""), urllib.parse.quote_plus(text), repr(text)[1:-1],
                   repr(text.encode("utf-8"))[2:-1], json.dumps(text)[1:-1]}
     return {form for form in forms if len(form) >= 6}
@@ -159,6 +159,7 @@ def bad_inputs(fleet):
         "path /api": (dict(INFO, server_url=plain + "/api"), "server_url"),
         "path /vault": (dict(INFO, server_url=plain + "/vault"), "server_url"),
         "fragment": (dict(INFO, server_url=plain + "/#/login"), "server_url"),
+        "path /bitwarden": (dict(INFO, server_url=plain + "/bitwarden"), "with a web page (HTTP 404), not the Bitwarden API"),
         "missing ca_path": (dict(INFO, ca_path="/nonexistent/ca.pem"), "ca_path /nonexistent/ca.pem does not exist"),
         "wrong secret": (dict(INFO, client_secret="wrong-secret-value-0123456789"), "invalid_client"),
         "unknown organization": (dict(INFO, organization_id=str(uuid.uuid4())), "is not an organization"),
@@ -167,7 +168,7 @@ def bad_inputs(fleet):
 
 
 CASES = ["timeout 0", "timeout negative", "timeout huge", "retry_deadline negative", "port 99999", "no scheme",
-         "path /api", "path /vault", "fragment", "missing ca_path", "wrong secret", "unknown organization",
+         "path /api", "path /vault", "fragment", "path /bitwarden", "missing ca_path", "wrong secret", "unknown organization",
          "malformed organization"]
 
 
@@ -233,3 +234,10 @@ def test_role_input_check_names_a_secret_that_is_no_string(fleet, tmp_path, secr
     (event,) = [event for event in run.results(host="bw-plain") if event["status"] == "failed"]
     assert "set billing_sync_client_secret as a quoted string" in event["result"]["msg"], event["result"]
     assert "has no len" not in run.output
+
+
+def test_wait_for_server_at_a_wrong_path_fails_at_once(fleet, tmp_path):
+    args = {"server_url": fleet.host_vars("bw-plain")["billing_sync_server_url"] + "/bitwarden", "timeout": 600}
+    rc, result, seconds, dummy = run_case(fleet, "bitwarden_wait_for_server", args, tmp_path=tmp_path)
+    assert rc != 0 and seconds < FAST and result["attempts"] == 1
+    assert "with a web page (HTTP 404), not the Bitwarden API: set server_url" in result["msg"]
