@@ -12,6 +12,9 @@ options:
   server_url:
     description:
       - Base URL of the self-hosted Bitwarden server, for example V(https://bitwarden.example.com).
+      - Without a query, a fragment (V(#/...)), a user name, or a path ending in C(/api), C(/identity), C(/admin) or
+        C(/vault), because the modules add C(/api) and C(/identity) themselves. A server that answers with a web page instead
+        of the API is reported as a wrong O(server_url).
       - The module runs on the managed host and connects from there.
       - When omitted, the environment variable E(BITWARDEN_SERVER_URL) on the managed host is used, then the
         C(url) in C(<bwdata_path>/config.yml) on the managed host.
@@ -35,13 +38,17 @@ options:
     description:
       - C(client_secret) of that personal API key.
       - Falls back to the environment variable E(BITWARDEN_CLIENT_SECRET) on the managed host.
-    type: str
+      - Must be a non-empty string (quote a secret that YAML would read as a number). Leading and trailing whitespace
+        is removed with a warning; a control character inside is rejected.
+    type: raw
   access_token:
     description:
       - An access token of an organization owner, instead of O(client_id) and O(client_secret).
       - Tokens expire after an hour.
       - Falls back to the environment variable E(BITWARDEN_ACCESS_TOKEN) on the managed host.
-    type: str
+      - Checked like O(client_secret) before anything is sent, so that a line break in it can never reach an HTTP
+        header or a message.
+    type: raw
   validate_certs:
     description:
       - Whether to verify the server's TLS certificate.
@@ -51,10 +58,11 @@ options:
   ca_path:
     description:
       - PEM file with the CA certificate(s) that signed the server's certificate, for a private CA.
+      - The file must exist on the managed host; a missing or unreadable file is reported before any request.
     type: path
   timeout:
     description:
-      - Seconds to wait for each HTTP response.
+      - Seconds to wait for each HTTP response, from 1 to 86400.
     type: int
     default: 30
   retry_deadline:
@@ -62,6 +70,8 @@ options:
       - Total seconds a request may spend retrying after refused connections and HTTP 408, 429, 502, 503 and
         504 answers, with exponential backoff (and the server's C(Retry-After)).
       - Requests that are not safe to repeat are not resent after a reset connection, a timeout or a 504.
+      - From 0 (one attempt) to 86400. Answers that retrying cannot change (wrong credentials, TLS, DNS, HTTP 4xx) fail
+        at once.
     type: int
     default: 60
 notes:

@@ -49,6 +49,14 @@ RETRY_IF_IDEMPOTENT = frozenset((504,))
 IDEMPOTENT_METHODS = frozenset(("GET", "HEAD", "PUT", "DELETE"))
 
 MASK = "********"
+MAX_SECONDS = 86400  # a day: more is a typo (and far more makes the socket layer raise a raw OverflowError)
+# Path ends that mean server_url points below the base URL (the modules add /api and /identity themselves).
+SERVICE_PATHS = ("/api", "/identity", "/admin", "/alive", "/connect/token", "/vault")
+# A token is printable ASCII: anything else cannot go into an HTTP header (CR/LF would split the request).
+TOKEN_UNSAFE = re.compile(r"[^\x21-\x7e]")
+HEADER_UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
+GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+USER_TYPES = {0: "Owner", 1: "Admin", 2: "User", 4: "Custom"}  # OrganizationUserType (contract 1.7)
 
 
 def api_argument_spec():
@@ -57,8 +65,9 @@ def api_argument_spec():
         server_url=dict(type="str", fallback=(env_fallback, ["BITWARDEN_SERVER_URL"])),
         bwdata_path=dict(type="path", default=DEFAULT_BWDATA),
         client_id=dict(type="str", fallback=(env_fallback, ["BITWARDEN_CLIENT_ID"])),
-        client_secret=dict(type="str", no_log=True, fallback=(env_fallback, ["BITWARDEN_CLIENT_SECRET"])),
-        access_token=dict(type="str", no_log=True, fallback=(env_fallback, ["BITWARDEN_ACCESS_TOKEN"])),
+        # raw, not str: str would turn a list or a number into its Python spelling and send that as the secret.
+        client_secret=dict(type="raw", no_log=True, fallback=(env_fallback, ["BITWARDEN_CLIENT_SECRET"])),
+        access_token=dict(type="raw", no_log=True, fallback=(env_fallback, ["BITWARDEN_ACCESS_TOKEN"])),
         validate_certs=dict(type="bool", default=True),
         ca_path=dict(type="path"),
         timeout=dict(type="int", default=30),
@@ -128,6 +137,76 @@ def read_config_url(bwdata_path):
                 return value[1:end] if end > 0 else None
             return re.sub(r"[ \t]+#.*$", "", value) or None
     return None
+
+
+def secret_forms(secret):
+    """Every spelling of a secret that a message can carry: as given and trimmed, each URL-encoded, as Python writes
+    it in a repr of str or bytes (``Invalid header value b'Bearer ...\\r'``) and JSON-escaped."""
+    forms = set()
+    for text in (secret, secret.strip()):
+        forms.update((text, quote(text, safe=""), quote(text), quote_plus(text), repr(text)[1:-1],
+                      repr(text.encode("utf-8"))[2:-1], json.dumps(text)[1:-1]))
+        try:
+            forms.add(repr(text.encode("latin-1"))[2:-1])  # http.client encodes header values as Latin-1
+        except UnicodeEncodeError:
+            pass
+    return set(form for form in forms if form)
+
+
+def check_token(name, value):
+    """(token, warning) for a secret option: a non-empty string of printable ASCII, surrounding whitespace trimmed.
+
+    Raises ValueError naming the option. Bitwarden's tokens (API key secrets, billing sync keys, JWTs) never contain
+    whitespace, so trimming what a YAML block scalar or a copy adds loses nothing; anything else is rejected rather
+    than guessed at, since a converted list or number would be stored or sent as a different secret.
+    """
+    if not isinstance(value, str):
+        raise ValueError("%s must be a string, not a %s: quote it in the inventory or vault (a number or a list is "
+                         "not a token)" % (name, type(value).__name__))
+    token = value.strip()
+    if not token:
+        raise ValueError("%s must not be empty: set it to the token itself (an empty value would remove the stored "
+                         "one)" % name)
+    bad = TOKEN_UNSAFE.search(token)
+    if bad:
+        raise ValueError("%s contains a control character, space or non-ASCII letter at position %d, which no "
+                         "Bitwarden token has and no HTTP header may carry: copy the token again"
+                         % (name, bad.start() + 1))
+    warning = None
+    if token != value:
+        warning = ("%s had leading or trailing whitespace (a YAML block scalar adds a newline), which was removed: "
+                   "store the token without it" % name)
+    return token, warning
+
+
+def check_seconds(name, value, minimum):
+    """Raise ValueError unless ``value`` is a whole number of seconds the socket layer accepts."""
+    if value is not None and not minimum <= value <= MAX_SECONDS:
+        raise ValueError("%s must be from %d to %d seconds, not %d: set a number of seconds in that range"
+                         % (name, minimum, MAX_SECONDS, value))
+
+
+def check_server_url(url):
+    """The normalized base URL, or ValueError naming server_url and the fix."""
+    url = url.strip()
+    example = "the server's base URL, like https://bitwarden.example.com"
+    try:
+        parts = urlsplit(url)
+        if parts.port == 0:
+            raise ValueError("Port out of range 1-65535")
+    except ValueError as exc:
+        raise ValueError("server_url %r has an invalid port (%s): set %s (ports 1 to 65535)" % (url, exc, example))
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or "://" not in url:
+        raise ValueError("server_url %r is not an http(s) URL such as https://bitwarden.example.com: set %s"
+                         % (url, example))
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("server_url must not carry a user name or password (they would be printed): set %s" % example)
+    path = parts.path.rstrip("/")
+    if parts.query or parts.fragment or path.lower().endswith(SERVICE_PATHS):
+        below = path + ("?" + parts.query if parts.query else "") + ("#" + parts.fragment if parts.fragment else "")
+        raise ValueError("server_url %r points below the base URL (%s): set %s; the modules add /api and /identity"
+                         % (url, below, example))
+    return normalize_server_url(url)
 
 
 def fingerprint(secret):
@@ -214,6 +293,13 @@ def _classify_exception(exc):
     return "other", text
 
 
+def _is_html(headers, raw):
+    """Whether an answer is a web page (a proxy's or a web vault's), which the API never sends."""
+    content_type = (headers.get("Content-Type") or "") if headers else ""
+    start = to_text(raw[:100] or b"", errors="replace").lstrip().lower()
+    return "html" in content_type.lower() or start.startswith(("<!doctype", "<html"))
+
+
 def _server_message(data, raw):
     """The human text of an error body: ErrorResponseModel ``message``, OAuth ``error_description``/``ErrorModel``."""
     if isinstance(data, dict):
@@ -225,9 +311,13 @@ def _server_message(data, raw):
         if isinstance(model, dict) and isinstance(ci_get(model, "Message"), str):
             return ci_get(model, "Message")
         return None
+    text = to_text(raw or b"", errors="replace").strip()
+    if text[:100].lower().startswith(("<!doctype", "<html")):
+        # A proxy's error page: its title says all ("502 Bad Gateway"), the markup would only bury the message.
+        title = re.search(r"<title>(.*?)</title>", text, re.I | re.S)
+        return title.group(1).strip() if title else None
     if isinstance(data, str):
         return data or None
-    text = to_text(raw or b"", errors="replace").strip()
     return text[:300] or None
 
 
@@ -237,17 +327,24 @@ class BitwardenClient:
     def __init__(self, module):
         self.module = module
         params = module.params
+        self._secrets = set()
+        # Register what was given before anything can fail, so that no message below can show it.
+        for name in ("client_secret", "access_token"):
+            if isinstance(params[name], str):
+                self.register_secret(params[name])
         self.bwdata_path = params["bwdata_path"]
         self.validate_certs = params["validate_certs"]
         self.ca_path = params["ca_path"]
         self.timeout = params["timeout"]
         self.retry_deadline = params["retry_deadline"]
-        self.client_id = params["client_id"]
-        self._client_secret = params["client_secret"]
-        self._access_token = None
-        self._secrets = set()
-        self.register_secret(self._client_secret)
-        self.register_secret(params["access_token"])
+        try:
+            check_seconds("timeout", self.timeout, 1)
+            check_seconds("retry_deadline", self.retry_deadline, 0)
+        except ValueError as exc:
+            self.fail(to_native(exc))
+        self.client_id = params["client_id"].strip() if params["client_id"] else params["client_id"]
+        self.client_secret = self.take_secret("client_secret", params["client_secret"])
+        self._access_token = self.take_secret("access_token", params["access_token"])
         self.requests = 0
         self._server_version = None
         self._server_config = None
@@ -263,25 +360,40 @@ class BitwardenClient:
                           % (self.bwdata_path, to_native(exc)))
             if not url:
                 self.fail("server_url is not set and %s/config.yml has no url: set server_url" % self.bwdata_path)
-        if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
-            self.fail("server_url %r is not an http(s) URL such as https://bitwarden.example.com" % url)
-        self.server_url = normalize_server_url(url)
-        if params["access_token"]:
-            self._access_token = params["access_token"]
+        try:
+            self.server_url = check_server_url(url)
+        except ValueError as exc:
+            self.fail(to_native(exc))
+        if self.ca_path and not os.path.isfile(self.ca_path):
+            self.fail("ca_path %s does not exist or is not a file: set ca_path to the PEM file of the CA certificate "
+                      "that signed the server's certificate, on the host the module runs on" % self.ca_path)
+
+    def take_secret(self, name, value):
+        """A secret option checked where it enters (see ``check_token``); None when not given."""
+        if value is None:
+            return None
+        try:
+            token, warning = check_token(name, value)
+        except ValueError as exc:
+            self.fail(to_native(exc))
+        self.register_secret(token)
+        if warning:
+            self.warn(warning)
+        return token
 
     # -- secrets -------------------------------------------------------------------------------------
 
     def register_secret(self, value):
-        """Never show ``value``: Ansible masks it in results, and ``scrub`` removes it from our messages."""
+        """Never show ``value`` in any spelling: Ansible masks them in results, ``scrub`` in our messages."""
         if value and isinstance(value, str):
-            self._secrets.add(value)
-            self.module.no_log_values.add(value)
+            forms = secret_forms(value)
+            self._secrets.update(forms)
+            self.module.no_log_values.update(forms)
 
     def scrub(self, text):
         text = to_text(text)
-        for secret in sorted(self._secrets, key=len, reverse=True):
-            for form in (secret, quote(secret, safe=""), quote_plus(secret)):
-                text = text.replace(form, MASK)
+        for form in sorted(self._secrets, key=len, reverse=True):
+            text = text.replace(form, MASK)
         return text
 
     def fail(self, msg, **result):
@@ -296,14 +408,20 @@ class BitwardenClient:
 
     def _open_once(self, method, url, data, headers):
         """One HTTP exchange: (status, raw body, headers) or a transport exception."""
+        if self._http is None:
+            # One TLS context per module run: making one loads the CA store (~30 ms); open_url makes one per request.
+            # Given a context, Request ignores its own validate_certs/ca_path: they live in the context only.
+            try:
+                context = make_context(cafile=self.ca_path, validate_certs=self.validate_certs)
+            except (ssl.SSLError, OSError, ValueError) as exc:
+                raise BitwardenApiError("ca_path %s could not be loaded as PEM CA certificates (%s): set ca_path to the "
+                                        "PEM file of the CA that signed the server's certificate"
+                                        % (self.ca_path, to_native(exc)))
+            self._http = Request(http_agent="selfhost.bitwarden", follow_redirects="safe", context=context)
         self.requests += 1
         try:
-            if self._http is None:
-                # One TLS context per module run: making one loads the CA store (~30 ms); open_url makes one per request.
-                # Given a context, Request ignores its own validate_certs/ca_path: they live in the context only.
-                self._http = Request(http_agent="selfhost.bitwarden", follow_redirects="safe", timeout=self.timeout,
-                                     context=make_context(cafile=self.ca_path, validate_certs=self.validate_certs))
-            response = self._http.open(method, url, data=data, headers=headers)
+            # The timeout goes with each request: the Request is shared and a caller may shorten it between requests.
+            response = self._http.open(method, url, data=data, headers=headers, timeout=self.timeout)
             try:
                 return response.getcode(), response.read(), response.headers
             finally:
@@ -336,6 +454,11 @@ class BitwardenClient:
             headers["Content-Type"] = "application/json; charset=utf-8"
         if auth:
             headers["Authorization"] = "Bearer %s" % self.token()
+        for name, value in headers.items():
+            if HEADER_UNSAFE.search(value):
+                # http.client would refuse it with the value in its message; never send or show it.
+                raise BitwardenApiError("the %s header of %s %s would carry a control character (a line break in "
+                                        "access_token?): it was not sent; remove the character" % (name, method, path))
 
         started = time.monotonic()
         attempt = 0
@@ -365,9 +488,14 @@ class BitwardenClient:
                 raise BitwardenApiError(
                     "%s %s: %s after %d attempt(s) in %.0f s (%s): check that the server is running and server_url "
                     "(%s) reaches it" % (method, path, {"refused": "connection refused", "reset": "connection reset",
-                                                        "timeout": "no answer within %d s" % self.timeout}.get(kind, "request failed"),
+                                                        "timeout": "no answer within %g s" % round(self.timeout, 1)}.get(kind, "request failed"),
                                          attempt, time.monotonic() - started, self.scrub(text), self.server_url),
                     ambiguous=kind in ("reset", "timeout"))
+            if _is_html(resp_headers, raw) and status not in RETRY_ALWAYS and status not in RETRY_IF_IDEMPOTENT:
+                raise BitwardenApiError(
+                    "%s answered %s %s with a web page (HTTP %d), not the Bitwarden API: set server_url to the server's "
+                    "base URL, like https://bitwarden.example.com (no path such as /api or /#/)"
+                    % (self.server_url, method, path, status), status=status)
             response = Response(status, self._decode(raw), resp_headers)
             if status in expect:
                 return response
@@ -425,11 +553,11 @@ class BitwardenClient:
         """The access token: given, or requested once per module run from the personal API key."""
         if self._access_token:
             return self._access_token
-        if not self.client_id or not self._client_secret:
+        if not self.client_id or not self.client_secret:
             self.fail("no credentials: set client_id and client_secret (an organization owner's personal API key, "
                       "or BITWARDEN_CLIENT_ID/BITWARDEN_CLIENT_SECRET), or access_token")
         try:
-            response = self.request_token(self.client_id, self._client_secret)
+            response = self.request_token(self.client_id, self.client_secret)
         except BitwardenApiError as exc:
             self.fail(exc)
         token = response.data.get("access_token") if isinstance(response.data, dict) else None
@@ -437,6 +565,9 @@ class BitwardenClient:
             self.fail("the token endpoint of %s answered 200 without an access_token: is server_url a Bitwarden "
                       "server?" % self.server_url)
         self.register_secret(token)
+        if not isinstance(token, str) or TOKEN_UNSAFE.search(token):
+            self.fail("the token endpoint of %s answered an access token that no HTTP header can carry: is server_url "
+                      "a Bitwarden server?" % self.server_url)
         self._access_token = token
         return token
 
@@ -528,9 +659,12 @@ class BitwardenClient:
     def resolve_organization(self, organization_id):
         """The given organization id, or the only one the key's user owns (GET /api/organizations)."""
         if organization_id:
-            return organization_id
-        data = self.send("GET", "/api/organizations").data
-        items = ci_get(data, "data", []) if isinstance(data, dict) else (data or [])
+            if not GUID.match(organization_id.strip()):
+                self.fail("organization_id %r is not an organization id: set the self-hosted organization's GUID "
+                          "(Admin Console > Settings > Organization info), or leave it unset when the key's user "
+                          "owns one organization" % organization_id)
+            return organization_id.strip()
+        items = self.organizations()
         owned = [item for item in items if ci_get(item, "type") in (0, "Owner", "owner")]
         if len(owned) == 1:
             return ci_get(owned[0], "id")
@@ -540,6 +674,32 @@ class BitwardenClient:
         self.fail("the API key's user owns %d organizations; set organization_id to one of: %s" % (
             len(owned), ", ".join("%s (%s)" % (ci_get(item, "id"), ci_get(item, "name")) for item in owned)))
         return None
+
+    def organizations(self):
+        """The organizations the key's user belongs to, each with the user's ``type`` in it (contract 1.7)."""
+        data = self.send("GET", "/api/organizations").data
+        return ci_get(data, "data", []) if isinstance(data, dict) else (data or [])
+
+    def not_permitted(self, organization_id, exc):
+        """Tell an organization the key's user is not in from one it is in without being owner (both answer 400)."""
+        try:
+            items = self.organizations()
+        except BitwardenApiError:
+            return exc
+        member = [item for item in items if to_text(ci_get(item, "id", "")).lower() == organization_id.lower()]
+        if not member:
+            owned = ["%s (%s)" % (ci_get(item, "id"), ci_get(item, "name")) for item in items
+                     if ci_get(item, "type") in (0, "Owner", "owner")]
+            return BitwardenApiError(
+                "organization_id %s is not an organization of %s that the API key's user belongs to: set organization_id "
+                "to the self-hosted organization's id (not the cloud organization's); the key's user owns: %s"
+                % (organization_id, self.server_url, ", ".join(owned) or "none"), status=exc.status,
+                server_message=exc.server_message)
+        role = ci_get(member[0], "type")
+        return BitwardenApiError(
+            "the API key's user is %s of organization %s, not an owner (%s). Use the personal API key of an "
+            "organization owner; admins are not enough" % (USER_TYPES.get(role, role), organization_id, exc.server_message),
+            status=exc.status, server_message=exc.server_message)
 
     def get_connection(self, organization_id):
         """GET the CloudBillingSync connection; a missing one comes back as ``None`` (the server answers id null)."""
@@ -551,6 +711,8 @@ class BitwardenClient:
                 old = self.too_old(CONNECTIONS_MIN_VERSION, "organization connections (billing sync)")
                 if old:
                     raise BitwardenApiError(old, status=404)
+            if exc.status == 400 and (exc.server_message or "").startswith("You do not have permission"):
+                raise self.not_permitted(organization_id, exc)
             raise
         return self.connection_from_response(data)
 

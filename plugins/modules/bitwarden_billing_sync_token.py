@@ -40,7 +40,9 @@ options:
     description:
       - The billing sync token from the cloud organization.
       - Required when O(state=present).
-    type: str
+      - Must be a non-empty string. Leading and trailing whitespace (the newline a YAML block scalar adds) is removed
+        with a warning; an empty value, a number, a list or a token with a control character inside is rejected.
+    type: raw
   enabled:
     description:
       - Whether automatic billing sync is enabled for the organization.
@@ -158,15 +160,17 @@ def main():
     argument_spec = api_argument_spec()
     argument_spec.update(
         organization_id=dict(type="str"),
-        billing_sync_token=dict(type="str", no_log=True),
+        # raw, not str: str would store a list or a number as its Python spelling (the client checks it).
+        billing_sync_token=dict(type="raw", no_log=True),
         enabled=dict(type="bool", default=True),
         state=dict(type="str", choices=["present", "absent"], default="present"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_if=[("state", "present", ["billing_sync_token"])], **api_module_kwargs())
     client = BitwardenClient(module)
-    token = module.params["billing_sync_token"]
-    client.register_secret(token)
+    token = None
+    if module.params["state"] == "present":
+        token = client.take_secret("billing_sync_token", module.params["billing_sync_token"])
     enabled = module.params["enabled"]
     state = module.params["state"]
 

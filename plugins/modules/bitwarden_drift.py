@@ -60,8 +60,9 @@ options:
   billing_sync_token:
     description:
       - The billing sync token the organization should have. When omitted, the connection is not compared.
-      - Compared on the host; it is never returned.
-    type: str
+      - Compared on the host; it is never returned. Surrounding whitespace is removed with a warning; an empty value
+        or one that is not a string is an error.
+    type: raw
   first_sync:
     description:
       - Whether an organization that never synced its license counts as drift (RV(first_sync_due)).
@@ -172,11 +173,11 @@ first_sync_due:
 """
 
 import os
-import re
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.selfhost.bitwarden.plugins.module_utils import _cloud_comm, _deployment, _env_file, _regions
 from ansible_collections.selfhost.bitwarden.plugins.module_utils._bitwarden_api import (
+    GUID,
     BitwardenApiError,
     BitwardenClient,
     api_argument_spec,
@@ -220,21 +221,11 @@ def server_drift(client, organization_id, token, first_sync, restart_required):
                 restart_pending=not comm_enabled and not restart_required), drift
 
 
-GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-
-
-def input_problems(params):
-    """Inputs that cannot work, checked before anything is read or sent."""
-    problems = []
-    client_id = params["client_id"] or ""
-    if client_id and not (client_id.startswith("user.") and GUID.match(client_id[5:])):
-        problems.append("client_id must be the personal API key of an organization owner, user.<guid> (Account settings > "
-                        "Security > Keys)")
-    if params["organization_id"] and not GUID.match(params["organization_id"]):
-        problems.append("organization_id must be the self-hosted organization's GUID")
-    if params["billing_sync_token"] is not None and not params["billing_sync_token"].strip():
-        problems.append("billing_sync_token is empty: give the token an owner generated in the cloud web vault")
-    return problems
+def check_client_id(module, client_id):
+    """Only an owner's personal API key can read the connection: say so before any request."""
+    if client_id and not (client_id.strip().startswith("user.") and GUID.match(client_id.strip()[5:])):
+        module.fail_json(msg="client_id must be the personal API key of an organization owner, user.<guid> (Account "
+                             "settings > Security > Keys)")
 
 
 def main():
@@ -246,14 +237,15 @@ def main():
         region=dict(type="str", default="US", choices=list(_regions.REGIONS)),
         install_user=dict(type="str"),
         organization_id=dict(type="str"),
-        billing_sync_token=dict(type="str", no_log=True),
+        billing_sync_token=dict(type="raw", no_log=True),
         first_sync=dict(type="bool", default=True),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **api_module_kwargs())
     params = module.params
-    problems = input_problems(params)
-    if problems:
-        module.fail_json(msg="; ".join(problems))
+    check_client_id(module, params["client_id"])
+    # The client checks server_url, ca_path and the secrets where they enter, before anything is read or sent.
+    client = BitwardenClient(module)
+    token = client.take_secret("billing_sync_token", params["billing_sync_token"])
     plan = _cloud_comm.plan(module, params["bwdata_path"], params["env_file"], params["region"], True, params["install_user"],
                             params["deployment"], params["compose_dir"])
     drift = env_drift(plan)
@@ -267,10 +259,8 @@ def main():
         result["restart_pending"] = not plan.restart_required
         drift.append("a restart started by an earlier run did not finish")
     else:
-        client = BitwardenClient(module)
-        client.register_secret(params["billing_sync_token"])
         try:
-            server, found = server_drift(client, params["organization_id"], params["billing_sync_token"],
+            server, found = server_drift(client, params["organization_id"], token,
                                          params["first_sync"], plan.restart_required)
         except BitwardenApiError as exc:
             client.fail(exc)

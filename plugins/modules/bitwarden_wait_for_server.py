@@ -95,6 +95,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.selfhost.bitwarden.plugins.module_utils._bitwarden_api import (
+    RETRY_ALWAYS,
     BitwardenApiError,
     BitwardenClient,
     api_argument_spec,
@@ -123,14 +124,14 @@ def main():
     started = time.monotonic()
     deadline = started + module.params["timeout"]
     delay = max(0.0, module.params["delay"])
-    has_key = bool(client.client_id and module.params["client_secret"])
+    has_key = bool(client.client_id and client.client_secret)
 
     def ready_alive(path):
         client.send("GET", path, auth=False, deadline=0)
 
     def ready_token():
         if has_key:
-            client.request_token(client.client_id, module.params["client_secret"], deadline=0)
+            client.request_token(client.client_id, client.client_secret, deadline=0)
             return
         try:
             client.request_token(PROBE_CLIENT_ID, PROBE_CLIENT_SECRET, deadline=0)
@@ -144,13 +145,15 @@ def main():
     for name, check, arg in steps:
         last = None
         while True:
-            client.timeout = max(1, min(PER_REQUEST_TIMEOUT, int(deadline - time.monotonic()) or 1))
+            # Each request gets what is left of the total (at most PER_REQUEST_TIMEOUT), so the total holds.
+            client.timeout = max(0.1, min(PER_REQUEST_TIMEOUT, deadline - time.monotonic()))
             try:
                 check(arg)
                 break
             except BitwardenApiError as exc:
-                if arg is None and exc.status == 400:
-                    # The identity server answered from its database: ready, but the key is wrong.
+                if exc.status and 400 <= exc.status < 500 and exc.status not in RETRY_ALWAYS:
+                    # An answer no restart changes: the identity server refused the key (400, from its database, so
+                    # it is ready), or a web page / 404 says server_url does not point at the API.
                     client.fail("%s answers, but %s" % (client.server_url, exc.msg),
                                 elapsed=round(time.monotonic() - started, 1), attempts=client.requests)
                 last = describe(exc)

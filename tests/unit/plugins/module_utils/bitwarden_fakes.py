@@ -113,8 +113,8 @@ class FakeRequest:
         self.server = server
         self.settings = settings
 
-    def open(self, method, url, data=None, headers=None):
-        return self.server(url, data=data, headers=headers, method=method, **self.settings)
+    def open(self, method, url, data=None, headers=None, timeout=None):
+        return self.server(url, data=data, headers=headers, method=method, timeout=timeout, **self.settings)
 
 
 class FakeServer:

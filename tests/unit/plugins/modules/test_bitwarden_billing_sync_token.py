@@ -161,9 +161,10 @@ def test_not_owner(fake_server, capsys):
     fake_server([token_call(), get_enabled(),
                  Call("GET", "/api/organizations/connections/%s/1" % ORG, status=400, body={
                      "object": "error",
-                     "message": "You do not have permission to retrieve a connection of type CloudBillingSync."})])
+                     "message": "You do not have permission to retrieve a connection of type CloudBillingSync."}),
+                 Call("GET", "/api/organizations", body={"data": [{"id": ORG, "name": "Acme", "type": 1}]})])
     failed, result, dummy = run_module(module.main, ARGS, capsys)
-    assert failed and "not an owner" in result["msg"]
+    assert failed and "is Admin of organization %s, not an owner" % ORG in result["msg"]
 
 
 def test_organization_key_gets_the_403_message(fake_server, capsys):

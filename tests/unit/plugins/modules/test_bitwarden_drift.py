@@ -107,8 +107,9 @@ def test_installation_problems_fail_like_cloud_comm(tmp_path, fake_server, capsy
 
 @pytest.mark.parametrize("bad, expected", [
     ({"client_id": "organization.3fa85f64-5717-4562-b3fc-2c963f66afa6"}, "client_id must be the personal API key"),
-    ({"organization_id": "not-a-guid"}, "organization_id must be"),
-    ({"billing_sync_token": "  "}, "billing_sync_token is empty"),
+    ({"organization_id": "not-a-guid"}, "organization_id 'not-a-guid' is not an organization id"),
+    ({"billing_sync_token": "  "}, "billing_sync_token must not be empty"),
+    ({"billing_sync_token": ["first-token-part", "second-token-part"]}, "billing_sync_token must be a string"),
 ])
 def test_bad_inputs_fail_before_any_request(install, fake_server, capsys, bad, expected):
     server = fake_server([])

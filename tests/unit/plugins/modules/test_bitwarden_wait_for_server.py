@@ -81,3 +81,27 @@ def test_keeps_the_restart_marker_when_the_server_never_answers(fake_server, cap
     server = fake_server([alive("/api/alive", raises=REFUSED)] * 3, module)
     failed, dummy, dummy = run_module(module.main, dict(BASE_ARGS, restart_marker=str(marker), timeout=2, delay=1), capsys)
     assert failed and marker.exists()
+
+
+def test_a_web_page_instead_of_the_api_fails_at_once(fake_server, capsys):
+    page = b"<html><head><title>404 Not Found</title></head><body>nginx</body></html>"
+    server = fake_server([Call("GET", "/api/alive", auth=False, status=404, body=page,
+                               headers={"Content-Type": "text/html"})], module)
+    failed, result, dummy = run_module(module.main, dict(BASE_ARGS, timeout=600, delay=2), capsys)
+    server.done()
+    assert failed and server.sleeps == [] and result["attempts"] == 1
+    assert "with a web page (HTTP 404), not the Bitwarden API: set server_url" in result["msg"]
+
+
+def test_each_request_waits_only_what_is_left_of_the_timeout(fake_server, capsys):
+    servers = []
+
+    def use_the_whole_timeout():
+        server = servers[0]
+        server.clock.now += server.seen[-1][4]["timeout"]
+    timeout = URLError(TimeoutError("timed out"))
+    servers.append(fake_server([alive("/api/alive", raises=timeout, effect=use_the_whole_timeout)] * 2, module))
+    failed, result, dummy = run_module(module.main, dict(BASE_ARGS, timeout=15, delay=1), capsys)
+    assert failed and "not ready within 15 s" in result["msg"] and "no answer within 4 s" in result["msg"]
+    assert [seen[4]["timeout"] for seen in servers[0].seen] == [10, 4]
+    assert result["elapsed"] == 15.0
