@@ -52,7 +52,7 @@ def installation_key(fleet, name):
 @pytest.fixture
 def fleet(sim_fleet):
     instances = [{"name": "pf-ok"}] + [dict(keys, name=name) for name, (keys, dummy) in FAULTS.items()]
-    fleet = sim_fleet(instances, allow_root=True, restart_delay=0.2, warmup=0.1)
+    fleet = sim_fleet(instances, restart_delay=0.2, warmup=0.1)
     state = fleet.instance("pf-stray-bytes")
     license_file = fleet.install_dir("pf-stray-bytes") / "bwdata/core/licenses/organization" / (state["organization_id"] + ".json")
     license_file.write_bytes(license_file.read_bytes() + b"}\n")  # bitwarden/server#2082: bytes after the closing brace

@@ -62,7 +62,7 @@ def backdate_license_sync(fleet, name):
 
 def test_expiring_license_stale_sync_and_sponsorships_in_every_output(sim_fleet, tmp_path):
     fleet = sim_fleet([{"name": "bw-soon", "subscription_days": 20}, {"name": "bw-stale"},
-                       {"name": "bw-sponsor", "sponsorships": 2}], allow_root=True, restart_delay=0.2, warmup=0.1)
+                       {"name": "bw-sponsor", "sponsorships": 2}], restart_delay=0.2, warmup=0.1)
     run_playbook(PLAYBOOKS / "rollout.yml", fleet.inventory).assert_ok()
     backdate_license_sync(fleet, "bw-stale")
     report_dir = tmp_path / "report"
@@ -126,8 +126,7 @@ def test_expiring_license_stale_sync_and_sponsorships_in_every_output(sim_fleet,
 
 
 def test_unreadable_host_fails_the_run_also_under_limit(sim_fleet, tmp_path):
-    fleet = sim_fleet([{"name": "bw-ok"}, {"name": "bw-badkey"}, {"name": "bw-2022", "version": "2022.9.0"}],
-                      allow_root=True)
+    fleet = sim_fleet([{"name": "bw-ok"}, {"name": "bw-badkey"}, {"name": "bw-2022", "version": "2022.9.0"}])
     bad_key = override_host_vars(tmp_path, {"bw-badkey": {"billing_sync_client_secret": "not-the-secret"}})
     inventory = [fleet.inventory, bad_key]
 
@@ -158,7 +157,7 @@ def test_unreadable_host_fails_the_run_also_under_limit(sim_fleet, tmp_path):
 
 
 def test_region_outside_the_choices_fails_validation_in_every_playbook(sim_fleet, tmp_path):
-    fleet = sim_fleet([{"name": "bw-1"}], allow_root=True)
+    fleet = sim_fleet([{"name": "bw-1"}])
     for playbook in ("status.yml", "rotate_token.yml", "rollout.yml"):
         run = run_playbook(PLAYBOOKS / playbook, fleet.inventory,
                            extra_vars={"billing_sync_region": "APAC", "billing_sync_report_dir": str(tmp_path)})
