@@ -131,6 +131,10 @@ def plan(module, bwdata, env_file=None, region="US", enabled=True, install_user=
         # Name the line only: the bytes around it may belong to a secret.
         module.fail_json(msg="The env file %s is not UTF-8 (invalid bytes on line %d). Bitwarden Setup writes UTF-8; "
                              "re-save the file as UTF-8." % (env_file, data[:exc.start].count(b"\n") + 1))
+    unreadable = _env_file.problem(text)
+    if unreadable:
+        module.fail_json(msg="docker compose cannot read the env file %s (%s), so Bitwarden would not start. Fix that line "
+                             "(KEY=value, or a value in quotes), then run again." % (env_file, unreadable))
 
     if enabled:
         problem = installation_problem(text)
@@ -146,7 +150,10 @@ def plan(module, bwdata, env_file=None, region="US", enabled=True, install_user=
                     % (env_file, config_path))
     push_off = push_off_in_env or not push_on_in_config
     desired = _regions.desired_settings(region, enabled, push_off)
-    new_text, collapsed = _env_file.edit(text, desired, same=_regions.same_effect)
+    try:
+        new_text, collapsed = _env_file.edit(text, desired, same=_regions.same_effect)
+    except ValueError as exc:
+        module.fail_json(msg="Cannot edit %s: %s" % (env_file, exc))
     restart_required = any(
         not _regions.same_effect(key, old, value)
         for key, value in desired.items()
