@@ -16,6 +16,7 @@ import os
 import pwd
 import re
 import stat
+import time
 import uuid
 
 from ansible_collections.selfhost.bitwarden.plugins.module_utils import _env_file, _regions
@@ -36,6 +37,35 @@ def is_file(module, path):
         return False
     except OSError as exc:
         module.fail_json(msg="Cannot access %s: %s. %s" % (path, exc.strerror, BECOME))
+
+
+# The temp file bitwarden_cloud_comm writes beside the env file before renaming it over the file
+# (tempfile.mkstemp(prefix=".<name>.", suffix=".tmp"): eight random characters). A write takes milliseconds; one
+# older than this is the leftover of a run that was killed (kill -9, power loss) between creating and renaming it.
+STALE_TEMP_AGE = 60
+
+
+def stale_temp_files(env_file, now=None):
+    """Our own temp files beside ``env_file`` that no running write can still own (regular files only, sorted)."""
+    directory, name = os.path.split(os.path.realpath(env_file))
+    ours = re.compile(r"\A\.%s\.[a-z0-9_]{8}\.tmp\Z" % re.escape(name))
+    try:
+        entries = os.listdir(directory)
+    except OSError:
+        return []
+    now = time.time() if now is None else now
+    found = []
+    for entry in entries:
+        if not ours.match(entry):
+            continue
+        path = os.path.join(directory, entry)
+        try:
+            info = os.lstat(path)
+        except OSError:
+            continue
+        if stat.S_ISREG(info.st_mode) and now - info.st_mtime > STALE_TEMP_AGE:
+            found.append(path)
+    return sorted(found)
 
 
 def user_name(uid):
