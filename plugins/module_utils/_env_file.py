@@ -68,8 +68,7 @@ def _line_of(text, offset):
     return text.count("\n", 0, offset) + 1
 
 
-@functools.lru_cache(maxsize=4)
-def _scan(text):
+def _scan_text(text):
     """Every assignment docker compose reads from ``text``, in order, and the first error it would stop at.
 
     The error names a line and a reason, never the line's text (it may hold a secret).
@@ -121,48 +120,60 @@ def _scan(text):
         pos = value_end
 
 
+# The module asks several questions about one text (and then about the edited one): scan each once.
+_scan = functools.lru_cache(maxsize=2)(_scan_text)
+
+
 def problem(text):
     """Why docker compose would refuse ``text`` (``line N: reason``), or None."""
     return _scan(text).error
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=2)
 def _blocks(text):
-    lines = []  # (offset, raw, eol)
+    parts = text.split("\n")
+    terminated = len(parts) - 1  # every part but the last ended with a line break
+    if parts[-1] == "":
+        parts.pop()
+    offsets = []
     pos = 0
-    while pos < len(text):
-        end = text.find("\n", pos)
-        if end < 0:
-            lines.append((pos, text[pos:], ""))
-            break
-        if end > pos and text[end - 1] == "\r":
-            lines.append((pos, text[pos:end - 1], "\r\n"))
-        else:
-            lines.append((pos, text[pos:end], "\n"))
-        pos = end + 1
-    offsets = [line[0] for line in lines]
-    statements = _scan(text).statements
-    reach = list(range(len(lines)))  # the last line the block that starts with line i must include
-    for statement in statements:
+    for part in parts:
+        offsets.append(pos)
+        pos += len(part) + 1
+    owned = collections.defaultdict(list)  # first line -> the statements that start on it
+    reach = {}  # first line -> the last line its statements run into
+    for statement in _scan(text).statements:
         first = bisect.bisect_right(offsets, statement.start) - 1
-        reach[first] = max(reach[first], bisect.bisect_right(offsets, max(statement.start, statement.value_end - 1)) - 1)
+        last = bisect.bisect_right(offsets, max(statement.start, statement.value_end - 1)) - 1
+        owned[first].append(statement)
+        if last > reach.get(first, first):
+            reach[first] = last
     blocks = []
     index = 0
-    todo = collections.deque(statements)
-    while index < len(lines):
-        last = reach[index]
-        probe = index
+    while index < len(parts):
+        if index not in owned:  # a comment or blank line (most of a big file): one line, no statement
+            part = parts[index]
+            if index < terminated and part.endswith("\r"):
+                blocks.append(Block(part[:-1], "\r\n", ()))
+            else:
+                blocks.append(Block(part, "\n" if index < terminated else "", ()))
+            index += 1
+            continue
+        last = reach.get(index, index)
+        probe = index + 1
         while probe <= last:
-            last = max(last, reach[probe])
+            last = max(last, reach.get(probe, probe))
             probe += 1
-        offset = lines[index][0]
-        end = lines[last][0] + len(lines[last][1])
-        own = []
-        while todo and todo[0].start < end:
-            statement = todo.popleft()
-            own.append(statement._replace(start=statement.start - offset, value_start=statement.value_start - offset,
-                                          value_end=statement.value_end - offset))
-        blocks.append(Block(text[offset:end], lines[last][2], tuple(own)))
+        offset = offsets[index]
+        end = offsets[last] + len(parts[last])
+        eol = "\n" if last < terminated else ""
+        if eol and parts[last].endswith("\r"):
+            end -= 1
+            eol = "\r\n"
+        own = tuple(Statement(statement.key, statement.value, statement.start - offset, statement.value_start - offset,
+                              statement.value_end - offset, statement.quote)
+                    for line in range(index, last + 1) for statement in owned.get(line, ()))
+        blocks.append(Block(text[offset:end], eol, own))
         index = last + 1
     return tuple(blocks)
 
@@ -189,7 +200,7 @@ def values(text, key):
 
 def reads_back(value):
     """True if ``KEY=<value>`` gives the container exactly ``value``."""
-    scan = _scan("K=%s\n" % value)
+    scan = _scan_text("K=%s\n" % value)
     return "\n" not in value and "\r" not in value and "$" not in value and scan.error is None and \
         [(statement.key, statement.value) for statement in scan.statements] == [("K", value)]
 
@@ -233,6 +244,9 @@ def edit(text, desired, same=_same_text):
 
     out = []
     for index, block in enumerate(blocks):
+        if not any(statement.key.lower() in wanted for statement in block.statements):
+            out.append(block)
+            continue
         raw = block.raw
         for number, statement in reversed(list(enumerate(block.statements))):
             lower = statement.key.lower()
@@ -283,9 +297,14 @@ def _masked(written):
     return "\n".join(MASK + ("\r" if part.endswith("\r") else "") for part in written.split("\n"))
 
 
+_COMMENTED = re.compile(r"(\s*#[#\s]*(?:export\s+)?)([^=:]*)([=:])(.*)$")
+
+
 def _mask_comment(raw):
     """A commented-out ``KEY=value`` or ``KEY: value`` with a secret-looking key or value, masked."""
-    match = re.match(r"(\s*#[#\s]*(?:export\s+)?)([^=:]*)([=:])(.*)$", raw)
+    if "=" not in raw and ":" not in raw:
+        return raw
+    match = _COMMENTED.match(raw)
     if match and _is_secret(match.group(2), match.group(4)):
         return match.group(1) + match.group(2) + match.group(3) + MASK
     return raw
