@@ -210,8 +210,11 @@ def _same_text(dummy_key, old, new):
 
 
 def _written(value, quote):
-    """``value`` as written after the separator, in the quotes the old value used (so the rest of its line stays)."""
-    return quote + value + quote
+    """``value`` as written after the separator, quoted when the old value was (so the rest of its line stays what it
+    was): in the same quotes where they can hold it as is, else in double quotes with backslash escapes."""
+    if not quote or quote == "'" and "'" not in value and "\\" not in value:
+        return quote + value + quote
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
 
 
 def edit(text, desired, same=_same_text):
