@@ -129,7 +129,7 @@ def check_backup_made(host, runs):
 
 
 MULTI_ADMINS = 'adminSettings__admins="ops@example.com\nglobalSettings__enableCloudCommunication=false"'
-MULTI_SECRET = "custom__clientSecret=\"%sline-one\n%sline-two\"\n" % (PLANTED, PLANTED)
+MULTI_SECRET = "custom__clientSecret=%s%sline-one\n%sline-two%s\n"
 
 CASES = [
     Case("setup file converges, then nothing changes", runs=2, check=check_second_run_changes_nothing),
@@ -162,8 +162,10 @@ CASES = [
          secrets=(PLANTED + "colon",)),
     Case("installation key written as KEY: value", prepare=replace_line("globalSettings__installation__key",
                                                                         "globalSettings__installation__key: {value}")),
-    Case("every line of a multi-line secret masked in the diff", prepare=append(MULTI_SECRET),
-         secrets=(PLANTED + "line-one", PLANTED + "line-two")),
+    Case("every line of a multi-line double-quoted secret masked in the diff",
+         prepare=append(MULTI_SECRET % ('"', PLANTED, PLANTED, '"')), secrets=(PLANTED + "line-one", PLANTED + "line-two")),
+    Case("every line of a multi-line single-quoted secret masked in the diff",
+         prepare=append(MULTI_SECRET % ("'", PLANTED, PLANTED, "'")), secrets=(PLANTED + "line-one", PLANTED + "line-two")),
     # issue 12 item 9
     Case("stale temp file of a killed run removed, nothing else", prepare=stale_and_fresh_temp_files,
          check=check_only_stale_own_temp_file_removed),
