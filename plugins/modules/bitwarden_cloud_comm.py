@@ -21,11 +21,12 @@ description:
     temporary file C(.global.override.env.XXXXXXXX.tmp) beside it, then renamed over it, so a run killed at any
     point (kill -9, power loss) leaves either the old file or the new one, never a mix.
   - A temporary file of that pattern (exactly this name, eight random characters) that is older than a minute can only
-    be the leftover of such a killed run; the next run that is not in check mode removes it and lists it in
-    RV(removed_temp_files). No other file is touched.
-  - The file is read as docker compose reads it (C(export) prefixes, C(KEY=value) and C(KEY: value), single and
-    double quotes, quoted values spanning several lines, inline comments, a UTF-8 BOM). A file docker compose would
-    refuse is not changed; the module fails and names the line.
+    be the leftover of such a killed run; the next run that is not in check mode removes it, lists it in
+    RV(removed_temp_files) and reports a change. No other file is touched.
+  - "The file is read as docker compose reads it: C(export) prefixes, C(KEY=value) and C(KEY: value), single and
+    double quotes, quoted values spanning several lines (their inner lines are never taken for keys), inline comments,
+    a UTF-8 BOM. A changed value keeps the C(export) prefix, separator and quotes of its line. A file docker compose
+    would refuse is not changed; the module fails and names the line."
   - The server reads the file only when its containers start. The module does not restart anything; it returns
     RV(restart_required) so that a handler can run C(./bitwarden.sh restart).
   - "A push relay that was switched off (C(push_notifications: false) in C(config.yml), or C(globalSettings__pushRelayBaseUri)
