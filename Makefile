@@ -33,12 +33,12 @@ export PATH := $(VENV)/bin:$(dir $(BASE_PYTHON)):$(subst $(PYENV_ROOT)/shims:,,$
 STAMP := $(VENV)/.installed
 SYSTEM_STAMP := $(CACHE)/.system-packages
 
-.PHONY: env sanity-locked help venv system-packages collection test lint sanity units simulator integration molecule docs build demo bench real-server real-server-apply clean
+.PHONY: env sanity-locked help venv system-packages collection test lint sanity units simulator integration reliability molecule docs build demo bench real-server real-server-apply clean
 
 help:
 	@echo "make demo    start a simulated fleet, roll billing sync out to it, print the fleet report"
-	@echo "make test    everything CI runs: lint, sanity, units, simulator, integration, molecule, docs, build"
-	@echo "make lint | sanity | units | simulator | integration | molecule | docs | build | bench | real-server"
+	@echo "make test    everything CI runs: lint, sanity, units, simulator, integration, reliability, molecule, docs, build"
+	@echo "make lint | sanity | units | simulator | integration | reliability | molecule | docs | build | bench | real-server"
 
 $(STAMP): requirements-dev.txt
 	@echo "== creating .venv with $(BASE_PYTHON)"
@@ -80,7 +80,7 @@ $(COLLECTION_LINK):
 
 collection: $(STAMP) $(COLLECTION_LINK)
 
-test: lint sanity units simulator integration molecule docs build
+test: lint sanity units simulator integration reliability molecule docs build
 	@echo "== make test: all suites passed"
 
 lint: collection
@@ -110,6 +110,10 @@ simulator: collection
 
 integration: collection system-packages
 	pytest -n 2 tests/integration $(PYTEST_ARGS)
+
+# The fault and bad-input matrix (issue 12); ends with "N cases, N held".
+reliability: collection
+	pytest -n 2 tests/reliability $(PYTEST_ARGS)
 
 # `eval "$$(make -s env)"` gives a shell the same environment the targets use.
 env:

@@ -15,6 +15,8 @@ import collections
 import os
 import pwd
 import re
+import stat
+import time
 import uuid
 
 from ansible_collections.selfhost.bitwarden.plugins.module_utils import _deployment, _env_file, _regions
@@ -38,6 +40,35 @@ _RECREATE = {
     LITE: "Bitwarden Lite reads it beside docker-compose.yml (env_file: settings.env); create it from the Lite template, or "
           "set env_file to the right path.",
 }
+
+
+# The temp file bitwarden_cloud_comm writes beside the env file before renaming it over the file
+# (tempfile.mkstemp(prefix=".<name>.", suffix=".tmp"): eight random characters). A write takes milliseconds; one
+# older than this is the leftover of a run that was killed (kill -9, power loss) between creating and renaming it.
+STALE_TEMP_AGE = 60
+
+
+def stale_temp_files(env_file, now=None):
+    """Our own temp files beside ``env_file`` that no running write can still own (regular files only, sorted)."""
+    directory, name = os.path.split(os.path.realpath(env_file))
+    ours = re.compile(r"\A\.%s\.[a-z0-9_]{8}\.tmp\Z" % re.escape(name))
+    try:
+        entries = os.listdir(directory)
+    except OSError:
+        return []
+    now = time.time() if now is None else now
+    found = []
+    for entry in entries:
+        if not ours.match(entry):
+            continue
+        path = os.path.join(directory, entry)
+        try:
+            info = os.lstat(path)
+        except OSError:
+            continue
+        if stat.S_ISREG(info.st_mode) and now - info.st_mtime > STALE_TEMP_AGE:
+            found.append(path)
+    return sorted(found)
 
 
 def user_name(uid):
@@ -161,6 +192,10 @@ def plan(module, bwdata, env_file=None, region="US", enabled=True, install_user=
         # Name the line only: the bytes around it may belong to a secret.
         module.fail_json(msg="The env file %s is not UTF-8 (invalid bytes on line %d). Bitwarden Setup writes UTF-8; "
                              "re-save the file as UTF-8." % (env_file, data[:exc.start].count(b"\n") + 1))
+    unreadable = _env_file.problem(text)
+    if unreadable:
+        module.fail_json(msg="docker compose cannot read the env file %s (%s), so Bitwarden would not start. Fix that line "
+                             "(KEY=value, or a value in quotes), then run again." % (env_file, unreadable))
 
     if enabled:
         read_installation(module, env_file, text, region, layout.deployment)
@@ -172,7 +207,10 @@ def plan(module, bwdata, env_file=None, region="US", enabled=True, install_user=
                     % (env_file, layout.config_yml))
     push_off = push_off_in_env or not push_on_in_config
     desired = _regions.desired_settings(region, enabled, push_off)
-    new_text, collapsed = _env_file.edit(text, desired, same=_regions.same_effect)
+    try:
+        new_text, collapsed = _env_file.edit(text, desired, same=_regions.same_effect)
+    except ValueError as exc:
+        module.fail_json(msg="Cannot edit %s: %s" % (env_file, exc))
     restart_required = any(
         not _regions.same_effect(key, old, value)
         for key, value in desired.items()

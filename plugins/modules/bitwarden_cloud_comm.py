@@ -20,7 +20,16 @@ description:
     comments, order, line endings) stays byte for byte. Missing keys are appended.
   - Keys match case-insensitively, as .NET configuration does. Several lines for one managed key are collapsed into
     the last one (its value is the one that wins) and reported in RV(duplicates_collapsed).
-  - The file is replaced atomically and keeps its mode, owner and group.
+  - The file is replaced atomically and keeps its mode, owner and group. The new content is first written to a
+    temporary file C(.global.override.env.XXXXXXXX.tmp) beside it, then renamed over it, so a run killed at any
+    point (kill -9, power loss) leaves either the old file or the new one, never a mix.
+  - A temporary file of that pattern (exactly this name, eight random characters) that is older than a minute can only
+    be the leftover of such a killed run; the next run that is not in check mode removes it, lists it in
+    RV(removed_temp_files) and reports a change. No other file is touched.
+  - "The file is read as docker compose reads it: C(export) prefixes, C(KEY=value) and C(KEY: value), single and
+    double quotes, quoted values spanning several lines (their inner lines are never taken for keys), inline comments,
+    a UTF-8 BOM. A changed value keeps the C(export) prefix, separator and quotes of its line. A file docker compose
+    would refuse is not changed; the module fails and names the line."
   - The server reads the file only when its containers start. The module does not restart anything; it returns
     RV(restart_required) so that a handler can run C(./bitwarden.sh restart) (standard) or C(docker compose up -d) in
     the compose directory (Bitwarden Lite; C(docker compose restart) does not read C(settings.env) again).
@@ -105,6 +114,9 @@ notes:
   - Bitwarden Lite keeps comments, quoted values and every variable the module does not manage (C(BW_*) and others)
     byte for byte; the managed keys are written unquoted.
   - The file is readable by its owner only (mode 0600); run the task with C(become=true).
+  - Without pipelining, Ansible copies every module with its arguments into a temporary directory on the host, and a
+    killed run leaves that copy there. This module takes no secret, but the API modules run next to it do; set
+    C(pipelining = true) in C(ansible.cfg) (see the quick start guide).
 seealso:
   - name: Bitwarden Lite
     description: Bitwarden's single-container deployment and its settings.env.
@@ -217,6 +229,13 @@ duplicates_collapsed:
   type: list
   elements: str
   sample: [globalSettings__enableCloudCommunication]
+removed_temp_files:
+  description: Temporary files of an earlier, killed run of this module that were removed from the env file's directory.
+  returned: when not in check mode
+  type: list
+  elements: str
+  sample: [/opt/bitwarden/bwdata/env/.global.override.env.k2j4x9_a.tmp]
+  version_added: 0.3.0
 push_relay_enabled:
   description: Whether the push relay is on after the run; V(false) when it was switched off and kept off.
   returned: always
@@ -259,6 +278,18 @@ def mark_restart_pending(module, marker, env_file):
         module.fail_json(msg="Cannot write %s: %s. Nothing was changed. %s" % (marker, exc.strerror, _cloud_comm.BECOME))
 
 
+def remove_stale_temp_files(module, env_file):
+    """Remove what a killed earlier run left beside the env file (only our own temp files, only stale ones)."""
+    removed = []
+    for path in _cloud_comm.stale_temp_files(env_file):
+        try:
+            os.unlink(path)
+            removed.append(path)
+        except OSError as exc:
+            module.warn("Cannot remove %s, left by an interrupted earlier run: %s." % (path, exc.strerror))
+    return removed
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -286,9 +317,14 @@ def main():
         duplicates_collapsed=plan.collapsed,
         push_relay_enabled=plan.push_relay_enabled,
     )
+    if module.check_mode:
+        result["changed"] = result["changed"] or bool(_cloud_comm.stale_temp_files(env_file))
+    else:
+        result["removed_temp_files"] = remove_stale_temp_files(module, env_file)
+        result["changed"] = result["changed"] or bool(result["removed_temp_files"])
     if module._diff:
         result["diff"] = dict(before=_env_file.mask(text), after=_env_file.mask(new_text), before_header=env_file, after_header=env_file)
-    if result["changed"] and not module.check_mode:
+    if new_text != text and not module.check_mode:
         path = os.path.realpath(env_file)  # a symlinked env file stays a symlink
         if module.params["backup"]:
             try:

@@ -116,7 +116,9 @@ env_file:
   type: str
   sample: /opt/bitwarden/bwdata/env/global.override.env
 env_changed:
-  description: Whether M(selfhost.bitwarden.bitwarden_cloud_comm) would change the env file.
+  description:
+    - Whether M(selfhost.bitwarden.bitwarden_cloud_comm) would change the env file, or remove temp files an interrupted
+      run left beside it.
   returned: always
   type: bool
 restart_required:
@@ -249,8 +251,11 @@ def main():
     plan = _cloud_comm.plan(module, params["bwdata_path"], params["env_file"], params["region"], True, params["install_user"],
                             params["deployment"], params["compose_dir"])
     drift = env_drift(plan)
+    leftovers = _cloud_comm.stale_temp_files(plan.env_file)
+    if leftovers:
+        drift.append("%d temp file(s) of an interrupted run beside the env file" % len(leftovers))
     marker = _cloud_comm.restart_marker(plan.env_file)
-    result = dict(changed=False, deployment=plan.deployment, env_file=plan.env_file, restart_marker=marker, env_changed=plan.new_text != plan.text,
+    result = dict(changed=False, deployment=plan.deployment, env_file=plan.env_file, restart_marker=marker, env_changed=plan.new_text != plan.text or bool(leftovers),
                   restart_required=plan.restart_required, restart_pending=False, cloud_communication_enabled=None,
                   organization_id=None, connection=None, token_action="unknown", first_sync_due=False)
 

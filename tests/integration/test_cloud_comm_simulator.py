@@ -9,7 +9,7 @@ import time
 import pytest
 import requests
 
-from ansible_collections.selfhost.bitwarden.plugins.module_utils._env_file import mask, parse, unquote
+from ansible_collections.selfhost.bitwarden.plugins.module_utils._env_file import mask, parse
 from helpers.ansible_run import assert_no_secrets, run_module
 
 MODULE = "selfhost.bitwarden.bitwarden_cloud_comm"
@@ -65,8 +65,9 @@ class Server:
     def env_secrets(self):
         """Every value the module's diff masking hides in this instance's env file, plus the API credentials."""
         text = (self.fleet.install_dir(self.name) / "bwdata" / "env" / "global.override.env").read_text(encoding="utf-8")
-        hidden = [line.raw.partition("=")[2] for line, masked in zip(parse(text), parse(mask(text))) if line != masked]
-        values = {unquote(value) for value in hidden} | set(hidden)
+        hidden = [(statement.value, block.raw[statement.value_start:statement.value_end])
+                  for block in parse(text) if mask(block.raw) != block.raw for statement in block.statements]
+        values = {value for pair in hidden for value in pair}
         values |= {cred["client_secret"] for cred in self.state["credentials"].values()}
         return [value for value in values if value and value.upper() != "REPLACE"]
 

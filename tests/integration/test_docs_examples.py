@@ -150,6 +150,7 @@ def test_quickstart_then_fleet_examples(sim_fleet, tmp_path, vault_password):
     work.mkdir()
     write_inventory(fleet, work, vault_password)
     env = {"ANSIBLE_VAULT_PASSWORD_FILE": str(vault_password)}
+    shutil.copy(EXAMPLES / "quickstart" / "ansible.cfg", work / "ansible.cfg")
 
     quickstart = run(["bash", str(EXAMPLES / "quickstart" / "run.sh")], work, env)
     output = quickstart.stdout + quickstart.stderr

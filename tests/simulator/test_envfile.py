@@ -28,8 +28,8 @@ def test_parse_compose_env(text, expected):
 
 
 @pytest.mark.parametrize("text, message", [
-    ('A="open\n', "line 1: unterminated quoted value"),
-    ("B=1\nA B!=1\n", "line 2: unexpected character '!'"),
+    ('A="open\n', 'line 2: unterminated quoted value "open'),  # compose counts the lines it scanned for the quote
+    ("B=1\nA B!=1\n", 'line 2: unexpected character "!" in variable name "A B!=1"'),
 ])
 def test_parse_errors(text, message):
     with pytest.raises(envfile.EnvFileError, match=message):

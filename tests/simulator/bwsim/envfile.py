@@ -3,9 +3,9 @@
 import re
 import secrets
 import string
+import unicodedata
 
 ALNUM = string.ascii_letters + string.digits
-KEY_CHARS = set(string.ascii_letters + string.digits + "_.-[]")
 VAR_RE = re.compile(r"\$(?:\$|\{([^}]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 
 
@@ -45,90 +45,137 @@ def _expand(value, env):
     return VAR_RE.sub(repl, value)
 
 
-def _unescape_double(value):
-    """Backslash escapes inside "...": \\n, \\r, \\X -> X; \\$ stays an escaped dollar for interpolation."""
-    out = []
-    i = 0
-    while i < len(value):
-        char = value[i]
-        if char == "\\" and i + 1 < len(value):
-            nxt = value[i + 1]
-            out.append({"n": "\n", "r": "\r", "$": "$$"}.get(nxt, nxt))
-            i += 2
-            continue
-        out.append(char)
-        i += 1
-    return "".join(out)
+# compose-go's isSpace (dotenv/parser.go): blanks, but not the line break; unicode.IsSpace adds these.
+BLANKS = "\t\v\f\r \x85\xa0"
+SPACES = BLANKS + "\n\u1680\u2028\u2029\u202f\u205f\u3000" + "".join(map(chr, range(0x2000, 0x200b)))
+EXPORT_RE = re.compile(r"export[\t\n\f\r ]+")  # Go's \s
+ESCAPE_RE = re.compile(r'\\(?:[abcfnrtv$"\\]|0[0-9]{0,3})')
+GO_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", '"': '"', "\\": "\\"}
+
+
+def _go_quote(text):
+    """Go's %q, near enough for error messages."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _expand_escapes(value):
+    """compose-go expandEscapes: \\$ becomes $$ for interpolation, \\0ddd is octal, unknown escapes stay as written."""
+    def repl(match):
+        seq = match.group(0)
+        if seq == "\\$":
+            return "$$"
+        if seq[1] == "0":
+            digits = seq[2:]
+            if len(digits) == 3 and set(digits) <= set("01234567") and int(digits, 8) < 256:
+                return chr(int(digits, 8))
+            return "\\" + digits
+        return GO_ESCAPES.get(seq[1], seq)
+    return ESCAPE_RE.sub(repl, value)
+
+
+def _is_key_char(char):
+    return char in "_.-[]" or unicodedata.category(char)[0] in "LN"
+
+
+def load_compose_env(data):
+    """Return {key: value} for the bytes of an env_file as docker compose loads them: a leading UTF-8 BOM is skipped
+    (compose-go dotenv/godotenv.go parseWithLookup); bytes that are not UTF-8 pass through into values."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    return parse_compose_env(data.decode("utf-8", "surrogateescape"))
 
 
 def parse_compose_env(text):
-    """Return {key: value} the way docker compose loads an env_file (later keys win)."""
+    """Return {key: value} the way docker compose parses an env_file's text (compose-go dotenv/parser.go; later keys
+    win; no BOM handling here, see load_compose_env)."""
     env = {}
     pos = 0
     line = 1
     length = len(text)
-    while pos < length:
-        # statement start: skip blank space and comment lines
-        while pos < length and text[pos] in " \t\r\n":
-            if text[pos] == "\n":
-                line += 1
+    while True:
+        # getStatementStart: skip white space (line breaks included) and comment lines
+        while pos < length and text[pos] in SPACES:
+            line += text[pos] == "\n"
             pos += 1
         if pos >= length:
-            break
+            return env
         if text[pos] == "#":
             end = text.find("\n", pos)
-            pos = length if end < 0 else end
+            if end < 0:
+                return env
+            pos = end
             continue
-        if text.startswith("export ", pos):
-            pos += len("export ")
+        # locateKeyName
+        if EXPORT_RE.match(text, pos):
+            pos += len("export")
+            while pos < length and text[pos] in BLANKS:
+                pos += 1
+        if pos >= length:
+            raise EnvFileError("zero length string")
         start = pos
+        key = ""
         inherited = False
+        rest = pos
         while pos < length:
             char = text[pos]
-            if char in "=:":
+            if char in BLANKS:
+                pos += 1
+                continue
+            if char in "=:\n":
+                key = text[start:pos]
+                inherited = char == "\n"
+                rest = pos + 1
                 break
-            if char == "\n":
-                inherited = True
-                break
-            if char not in " \t" and char not in KEY_CHARS and not char.isalnum():
-                raise EnvFileError(f"line {line}: unexpected character {char!r} in variable name")
+            if not _is_key_char(char):
+                raise EnvFileError(f"line {line}: unexpected character {_go_quote(char)} in variable name "
+                                   f"{_go_quote(text[start:].split(chr(10), 1)[0])}")
             pos += 1
-        else:
-            inherited = True
-        key = text[start:pos].rstrip()
+        if inherited and " " not in key:
+            line += 1
+        key = key.rstrip(SPACES)
+        pos = rest
+        while pos < length and text[pos] in BLANKS:
+            pos += 1
+        if " " in key:
+            raise EnvFileError(f"line {line}: key cannot contain a space")
         if inherited:
             # KEY alone takes the value from the environment of `docker compose`, which has none of ours
             continue
-        pos += 1
-        while pos < length and text[pos] in " \t":
-            pos += 1
+        # extractVarValue
         quote = text[pos] if pos < length and text[pos] in "'\"" else None
         if quote is None:
             end = text.find("\n", pos)
             end = length if end < 0 else end
-            value = text[pos:end].split(" #", 1)[0].rstrip()
-            env[key] = _expand(value, env)
-            pos = end
+            line += 1
+            env[key] = _expand(text[pos:end].split(" #", 1)[0].rstrip(SPACES), env)
+            pos = end + 1
             continue
-        i = pos + 1
+        chars = []
         escaped = False
+        i = pos + 1
         while i < length:
             char = text[i]
-            if escaped:
+            line += char == "\n"
+            if char != quote:
+                if not escaped and char == "\\":
+                    escaped = True
+                elif escaped:
+                    escaped = False
+                    chars.append("\\" + char)
+                else:
+                    chars.append(char)
+            elif escaped:
                 escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == quote:
+                chars.append(char)
+            else:
                 break
             i += 1
         else:
             end = text.find("\n", pos)
             raise EnvFileError(f"line {line}: unterminated quoted value {text[pos:length if end < 0 else end]}")
-        raw = text[pos + 1:i]
-        line += raw.count("\n")
-        env[key] = _expand(_unescape_double(raw), env) if quote == '"' else raw
+        value = "".join(chars)
+        env[key] = _expand(_expand_escapes(value), env) if quote == '"' else value
         pos = i + 1
-    return env
 
 
 # --- writing: Setup's EnvironmentFileBuilder --------------------------------------------------------------

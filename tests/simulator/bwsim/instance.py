@@ -239,12 +239,12 @@ class Instance(ComposeProject):  # pylint: disable=too-many-instance-attributes,
         env = {}
         for path in (self.paths.global_env, self.paths.uid_env, self.paths.env_file):
             try:
-                with open(path, encoding="utf-8") as handle:
-                    text = handle.read()
+                with open(path, "rb") as handle:  # compose reads bytes: CR, BOM and non-UTF-8 bytes reach the parser
+                    data = handle.read()
             except FileNotFoundError as exc:
                 raise envfile.EnvFileError(f"env file {path} not found: stat {path}: no such file or directory") from exc
             try:
-                env.update(envfile.parse_compose_env(text))
+                env.update(envfile.load_compose_env(data))
             except envfile.EnvFileError as exc:
                 raise envfile.EnvFileError(f"failed to read {path}: {exc}") from exc
         return env

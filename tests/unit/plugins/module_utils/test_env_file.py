@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from ansible_collections.selfhost.bitwarden.plugins.module_utils import _env_file, _regions
-from ansible_collections.selfhost.bitwarden.plugins.module_utils._env_file import MASK, edit, key_of, mask, parse, render, unquote, values
+from ansible_collections.selfhost.bitwarden.plugins.module_utils._env_file import MASK, edit, mask, parse, problem, reads_back, render, values
 from helpers.setup_env import setup_env
 
 R = _regions
@@ -33,15 +33,23 @@ env_text = st.builds(
 edit_value = st.one_of(
     st.none(),
     st.sampled_from(["true", "false", "True", "US", "EU", "", "REPLACE", "https://api.bitwarden.eu"]),
-    one_line_value.filter(lambda v: unquote(v) == v),
+    one_line_value.filter(reads_back),
 )
 edits = st.dictionaries(st.sampled_from(R.MANAGED_KEYS), edit_value, min_size=1)
 same_functions = st.sampled_from([_env_file._same_text, R.same_effect])
 
 
-def is_managed(line, keys):
-    name = key_of(line.raw)
-    return name is not None and name.lower() in {key.lower() for key in keys}
+def is_managed(block, keys):
+    return any(statement.key.lower() in {key.lower() for key in keys} for statement in block.statements)
+
+
+def edit_or_refusal(text, desired, same=_env_file._same_text):
+    """The edit, or None when docker compose cannot read ``text`` (then edit must refuse it)."""
+    if problem(text):
+        with pytest.raises(ValueError, match="docker compose cannot read"):
+            edit(text, desired, same=same)
+        return None
+    return edit(text, desired, same=same)
 
 
 # --- properties -------------------------------------------------------------------------------------------------------
@@ -54,18 +62,26 @@ def test_render_parse_round_trips_any_text(text):
 @settings(max_examples=400)
 @given(env_text, edits, same_functions)
 def test_unmanaged_lines_stay_identical(text, desired, same):
-    new = edit(text, desired, same=same).text
-    before = [line for line in parse(text) if not is_managed(line, desired)]
-    after = [line for line in parse(new) if not is_managed(line, desired)]
-    assert [line.raw for line in after] == [line.raw for line in before]
-    # only the terminator of the last unmanaged line can change (lines appended after it, or the line after it removed)
-    assert [line.eol for line in after][:-1] == [line.eol for line in before][:-1]
+    result = edit_or_refusal(text, desired, same)
+    if result is None:
+        return
+    new = result.text
+    before = [block for block in parse(text) if not is_managed(block, desired)]
+    after = [block for block in parse(new) if not is_managed(block, desired)]
+    # A block that shared its line with a removed managed statement leaves the rest of that line behind: after may have
+    # more blocks, but every unmanaged block of before is there, in order, with its terminator (the last one's
+    # terminator can change: lines appended after it, or the line after it removed).
+    remaining = iter(after)
+    for number, block in enumerate(before):
+        assert any(other.raw == block.raw and (other.eol == block.eol or number == len(before) - 1) for other in remaining)
 
 
 @settings(max_examples=400)
 @given(env_text, edits, same_functions)
 def test_edit_is_idempotent(text, desired, same):
-    once = edit(text, desired, same=same)
+    once = edit_or_refusal(text, desired, same)
+    if once is None:
+        return
     twice = edit(once.text, desired, same=same)
     assert twice.text == once.text
     assert twice.collapsed == []
@@ -74,7 +90,10 @@ def test_edit_is_idempotent(text, desired, same):
 @settings(max_examples=400)
 @given(env_text, edits)
 def test_each_key_ends_up_once_with_its_value_or_not_at_all(text, desired):
-    new = edit(text, desired).text
+    result = edit_or_refusal(text, desired)
+    if result is None:
+        return
+    new = result.text
     for key, value in desired.items():
         assert values(new, key) == (() if value is None else (value,))
         occurrences = [line for line in parse(new) if is_managed(line, [key])]
@@ -83,7 +102,10 @@ def test_each_key_ends_up_once_with_its_value_or_not_at_all(text, desired):
 
 @given(env_text, edits)
 def test_trailing_line_break_kept_or_kept_absent(text, desired):
-    new = edit(text, desired).text
+    result = edit_or_refusal(text, desired)
+    if result is None:
+        return
+    new = result.text
     if new and parse(new)[-1].raw:
         assert new.endswith("\n") == (text == "" or text.endswith("\n"))
 
@@ -169,10 +191,10 @@ def test_value_compose_would_alter_is_refused(value):
 
 @pytest.mark.parametrize("raw, value", [
     ("true", "true"), ("  true  ", "true"), ('"true"', "true"), ("'a b'", "a b"), ('"a\\"b"', 'a"b'),
-    ("true # set by ops", "true"), ("a#b", "a#b"), ('"open', '"open'), ("", ""),
+    ("true # set by ops", "true"), ("a#b", "a#b"), ("", ""),
 ])
-def test_unquote_reads_values_as_compose_does(raw, value):
-    assert unquote(raw) == value
+def test_values_are_read_as_compose_does(raw, value):
+    assert values("k=%s\n" % raw, "K") == (value,)
 
 
 def test_values_gives_last_value_per_spelling():
@@ -181,12 +203,68 @@ def test_values_gives_last_value_per_spelling():
     assert values(text, "missing") == ()
 
 
-def test_key_of():
-    assert key_of(" a = b") == "a"
-    assert key_of("\ufeffa=b") == "a"
-    assert key_of("# a=b") is None
-    assert key_of("no value") is None
-    assert key_of("=x") is None
+def test_statements_and_their_keys():
+    assert values(" a = b", "a") == ("b",)
+    assert values("\ufeffa=b", "a") == ("b",)
+    assert values("# a=b\nno value\n", "a") == ()
+    assert values("=x\n", "") == ("x",)
+
+
+# --- docker compose's grammar (issue 12: items 3, 4, 5) ---------------------------------------------------------------
+
+def test_later_export_line_is_the_value_the_server_gets_and_is_collapsed():
+    text = "globalSettings__enableCloudCommunication=true\nx=1\nexport globalSettings__enableCloudCommunication=false\n"
+    assert values(text, R.ENABLE) == ("false",)
+    result = edit(text, {R.ENABLE: "true"}, same=R.same_effect)
+    assert result.text == "x=1\nexport globalSettings__enableCloudCommunication=true\n"
+    assert result.collapsed == [R.ENABLE]
+    assert edit(result.text, {R.ENABLE: "true"}, same=R.same_effect).text == result.text
+
+
+def test_file_with_export_everywhere_is_read():
+    text, dummy = setup_env()
+    exported = "".join("export " + line + "\n" for line in text.splitlines())
+    assert values(exported, "globalSettings__installation__id") == values(text, "globalSettings__installation__id")
+    new = edit(exported, ALL_US, same=R.same_effect).text
+    assert new.startswith(exported)
+
+
+def test_colon_separator_and_quotes_are_kept_when_the_value_changes():
+    text = "a=1\nglobalSettings__baseServiceUri__cloudRegion: 'US' # ops\nglobalSettings__enableCloudCommunication=\"false\" b=2\n"
+    new = edit(text, {R.CLOUD_REGION: "EU", R.ENABLE: "true"}).text
+    assert new == "a=1\nglobalSettings__baseServiceUri__cloudRegion: 'EU' # ops\nglobalSettings__enableCloudCommunication=\"true\" b=2\n"
+    assert values(new, "b") == ("2",)
+
+
+MULTI = 'a=1\nadminSettings__admins="ops@example.com\nglobalSettings__enableCloudCommunication=false"\nb=2\n'
+
+
+def test_multi_line_value_stays_byte_for_byte_and_its_lines_are_not_keys():
+    assert values(MULTI, R.ENABLE) == ()
+    result = edit(MULTI, ALL_US, same=R.same_effect)
+    assert result.text.startswith(MULTI)
+    assert result.collapsed == []
+    assert problem(result.text) is None
+    assert values(result.text, "adminSettings__admins") == ("ops@example.com\nglobalSettings__enableCloudCommunication=false",)
+
+
+@pytest.mark.parametrize("eol", ["\n", "\r\n"])
+def test_managed_multi_line_value_is_replaced_whole(eol):
+    text = "a=1%sglobalSettings__pushRelayBaseUri='x%sy'%sb=2%s" % (eol, eol, eol, eol)
+    assert edit(text, {R.PUSH_RELAY: "REPLACE"}).text == "a=1%sglobalSettings__pushRelayBaseUri='REPLACE'%sb=2%s" % (eol, eol, eol)
+    assert edit(text, {R.PUSH_RELAY: None}).text == "a=1%sb=2%s" % (eol, eol)
+
+
+@pytest.mark.parametrize("text", ['a="open\n', "a b=1\n", "a=1\n\ufeffb=2\n"])
+def test_file_compose_refuses_is_not_edited(text):
+    assert problem(text)
+    with pytest.raises(ValueError, match="docker compose cannot read"):
+        edit(text, ALL_US)
+
+
+def test_bom_stays_and_first_key_is_read():
+    text = "\ufeffglobalSettings__enableCloudCommunication=false\n"
+    assert edit(text, {R.ENABLE: "true"}).text == "\ufeffglobalSettings__enableCloudCommunication=true\n"
 
 
 # --- masking ----------------------------------------------------------------------------------------------------------
@@ -215,10 +293,26 @@ def test_mask_covers_comments_other_keys_and_connection_strings(line):
     assert "hunter2" not in mask(line + "\r\n")
 
 
-def test_mask_covers_quoted_secret_spanning_lines():
-    masked = mask('a=1\nsecret="line1\nhunter2\nhunter3"\nb=2\n')
-    assert "hunter" not in masked
-    assert masked.endswith("b=2\n")
+@pytest.mark.parametrize("quote", ['"', "'"])
+def test_mask_covers_every_line_of_a_quoted_secret(quote):
+    masked = mask('a=1\nsecret=%sline1\r\nhunter2\nhunter3%s\nb=2\n' % (quote, quote))
+    assert "hunter" not in masked and "line1" not in masked
+    assert masked == "a=1\nsecret=%s\r\n%s\n%s\nb=2\n" % (MASK, MASK, MASK)
+
+
+@pytest.mark.parametrize("line", [
+    "globalSettings__installation__key: hunter2",
+    "export globalSettings__installation__key: hunter2",
+    "#globalSettings__installation__key: hunter2",
+    "  globalSettings__installation__key :'hunter2' # note",
+])
+def test_mask_covers_colon_separator_and_export(line):
+    assert "hunter2" not in mask("a=1\n" + line + "\n")
+
+
+def test_mask_hides_what_compose_would_not_read():
+    masked = mask('a=1\nsecret="open\nhunter2\n# note\n')
+    assert "hunter2" not in masked and "# note" in masked
 
 
 # --- region table and setting semantics -------------------------------------------------------------------------------

@@ -68,9 +68,10 @@ def test_existing_managed_lines_edited_in_place(tmp_path, run):
     result = run(lite, secrets=secrets, region="EU")
     assert result["changed"] and result["restart_required"]
     new = lite.text()
-    # The region line takes the new value unquoted; the quoted 'true' has the same effect and stays as it is.
+    # The region line takes the new value in its own quotes, comment kept; the quoted 'true' has the same effect and
+    # stays as it is.
     assert text.replace('globalSettings__baseServiceUri__cloudRegion="US"   # set by hand',
-                        "globalSettings__baseServiceUri__cloudRegion=EU") + "".join(
+                        'globalSettings__baseServiceUri__cloudRegion="EU"   # set by hand') + "".join(
         line + "\n" for line in EU_LINES.splitlines()[2:]) == new
     assert result["settings"][ENABLE] == "true"
 
