@@ -33,7 +33,7 @@ export PATH := $(VENV)/bin:$(dir $(BASE_PYTHON)):$(subst $(PYENV_ROOT)/shims:,,$
 STAMP := $(VENV)/.installed
 SYSTEM_STAMP := $(CACHE)/.system-packages
 
-.PHONY: env sanity-locked help venv system-packages collection test lint sanity units simulator integration molecule docs build demo bench real-server real-server-apply clean
+.PHONY: env sanity-locked help venv system-packages collection test lint sanity units simulator integration molecule docs build release demo bench real-server real-server-apply clean
 
 help:
 	@echo "make demo    start a simulated fleet, roll billing sync out to it, print the fleet report"
@@ -153,6 +153,14 @@ build: collection
 	mkdir -p $(BUILD_DIR)
 	ansible-galaxy collection build --force --output-path $(BUILD_DIR) .
 	@ls -1 $(BUILD_DIR)/selfhost-bitwarden-*.tar.gz
+
+# `make release VERSION=x.y.z`: galaxy.yml and the docs pins to x.y.z, then the changelog release from the fragments;
+# the last step fails unless galaxy.yml, the changelog and every docs pin agree (tests/integration/test_versions.py).
+release:
+	@[[ "$(VERSION)" =~ ^[0-9]+\.[0-9]+\.[0-9]+$$ ]] || { echo "usage: make release VERSION=x.y.z" >&2; exit 2; }
+	$(PY) scripts/release.py bump $(VERSION)
+	antsibull-changelog release --version $(VERSION)
+	$(PY) scripts/release.py check
 
 demo: collection
 	scripts/demo.sh

@@ -193,3 +193,34 @@ def test_execution_environment_build_context(installed, tmp_path):
     assert "ansible-galaxy" in containerfile or "assemble" in containerfile
     requirements = yaml.safe_load((context / "_build" / "requirements.yml").read_text(encoding="utf-8"))
     assert [item["name"] for item in requirements["collections"]] == ["selfhost.bitwarden"]
+    # The image's Python is the one the definition installs and names: the Dockerfile runs pip with it.
+    assert 'ARG PYCMD="%s"' % EE_PYTHON_PATH in containerfile, containerfile
+
+
+# The Python of a base image when the definition installs none: UBI 9's python3 is 3.9.
+BASE_IMAGE_PYTHON = {"registry.access.redhat.com/ubi9/ubi": "3.9", "docker.io/redhat/ubi9": "3.9"}
+EE_PYTHON_PATH = "/usr/bin/python3.12"
+
+
+def test_execution_environment_python_satisfies_ansible_core():
+    """The EE pins the ansible-core CI runs (its Requires-Python read from this venv) and a Python that meets it."""
+    from importlib.metadata import metadata, version
+
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
+
+    definition = yaml.safe_load((REPO / "docs" / "examples" / "awx" / "execution-environment.yml").read_text("utf-8"))
+    dependencies = definition["dependencies"]
+    assert dependencies["ansible_core"]["package_pip"] == "ansible-core==%s" % version("ansible-core")
+    assert dependencies["ansible_runner"]["package_pip"] == "ansible-runner==%s" % version("ansible-runner")
+    interpreter = dependencies.get("python_interpreter")
+    if interpreter:
+        python_path = interpreter["python_path"]
+        python = python_path.rsplit("python", 1)[1]
+        assert python_path == EE_PYTHON_PATH
+        assert interpreter["package_system"] == "python" + python  # the package that provides that path
+    else:
+        python = BASE_IMAGE_PYTHON[definition["images"]["base_image"]["name"].rsplit(":", 1)[0]]
+    requires = SpecifierSet(metadata("ansible-core")["Requires-Python"])
+    assert Version(python) in requires, "ansible-core %s needs Python %s, the EE has %s" % (
+        version("ansible-core"), requires, python)
