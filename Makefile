@@ -33,12 +33,14 @@ export PATH := $(VENV)/bin:$(dir $(BASE_PYTHON)):$(subst $(PYENV_ROOT)/shims:,,$
 STAMP := $(VENV)/.installed
 SYSTEM_STAMP := $(CACHE)/.system-packages
 
-.PHONY: env sanity-locked help venv system-packages collection test lint sanity units simulator integration molecule docs build release demo bench real-server real-server-apply clean
+.PHONY: env sanity-locked help venv system-packages collection test test-suites matrix lint sanity units simulator integration molecule docs build release demo bench real-server real-server-apply clean
 
 help:
 	@echo "make demo    start a simulated fleet, roll billing sync out to it, print the fleet report"
-	@echo "make test    everything CI runs: lint, sanity, units, simulator, integration, molecule, docs, build"
-	@echo "make lint | sanity | units | simulator | integration | molecule | docs | build | bench | real-server"
+	@echo "make test    everything CI runs: lint, the version matrix (sanity, units, converge per ansible-core),"
+	@echo "             simulator, integration, molecule, docs, build"
+	@echo "make lint | sanity | units | matrix | simulator | integration | molecule | docs | build | bench | real-server"
+	@echo "make release VERSION=x.y.z"
 
 $(STAMP): requirements-dev.txt
 	@echo "== creating .venv with $(BASE_PYTHON)"
@@ -78,8 +80,20 @@ $(COLLECTION_LINK):
 
 collection: $(STAMP) $(COLLECTION_LINK)
 
-test: lint sanity units simulator integration molecule docs build
+# The version matrix (sanity and units on each entry) runs beside the other suites: the two overlap their waits.
+test: collection system-packages
+	$(MAKE) --no-print-directory -j 2 --output-sync=recurse matrix test-suites
 	@echo "== make test: all suites passed"
+
+test-suites:
+	$(MAKE) --no-print-directory -j 1 lint simulator integration molecule docs build
+
+# Version matrix: the oldest and the newest supported ansible-core (CORE/PYTHON, Python from pyenv), each in its own
+# venv under .cache/matrix: ansible-test sanity, the unit tests and the role's converge and idempotent re-run
+# (scripts/matrix.sh). The README's "Tested with" table lists exactly these (tests/integration/test_versions.py).
+MATRIX := 2.17.14/3.12 2.21.5/3.13
+matrix: collection system-packages
+	@for entry in $(MATRIX); do PYENV_ROOT=$(PYENV_ROOT) scripts/matrix.sh $${entry%/*} $${entry#*/}; done
 
 lint: collection
 	yamllint -s .

@@ -1,8 +1,7 @@
-#!/usr/bin/env python3
 """Release version bookkeeping: galaxy.yml, the changelog's latest release and every version the docs pin.
 
-    scripts/release.py bump X.Y.Z   # galaxy.yml and every docs pin to X.Y.Z (`make release` runs it)
-    scripts/release.py check        # exit 1, listing each disagreement, unless all of them say the same version
+    python scripts/release.py bump X.Y.Z   # galaxy.yml and every docs pin to X.Y.Z (`make release` runs it)
+    python scripts/release.py check        # exit 1, listing each disagreement, unless all of them say the same version
 
 The docs pin the version in three forms: the release tarball name (quick start), the EE image tag (AWX guide and
 the EE example) and the collection version in docs/examples/awx/requirements.yml. The check also requires each
@@ -77,7 +76,7 @@ def problems(root=ROOT):
     all_pins = pins(root)
     found += ["%s pins %s as %s, galaxy.yml says %s" % (path, form, pinned, version)
               for path, form, pinned in all_pins if pinned != version]
-    present = {(path, form) for path, form, _ in all_pins}
+    present = {(path, form) for path, form, _pinned in all_pins}
     found += ["%s no longer pins the %s" % (path, form) for path, form in sorted(REQUIRED - present)]
     return found
 
