@@ -186,8 +186,8 @@ def test_two_concurrent_job_slices_reach_the_same_end_state_as_one_job(sim_fleet
     # The slices ran at the same time: their play windows overlap.
     windows = []
     for runner in runners:
-        stamps = [event["created"] for event in runner.events if event["event"] in ("playbook_on_start",
-                                                                                   "playbook_on_stats")]
+        bounds = ("playbook_on_start", "playbook_on_stats")
+        stamps = [event["created"] for event in runner.events if event["event"] in bounds]
         windows.append((min(stamps), max(stamps)))
     assert windows[0][0] < windows[1][1] and windows[1][0] < windows[0][1], windows
 

@@ -114,8 +114,8 @@ def test_tarball_holds_what_users_need_and_nothing_else(tarball):
     with tarfile.open(tarball) as archive:
         names = archive.getnames()
     tops = {name.split("/")[0] for name in names}
-    assert tops <= {"MANIFEST.json", "FILES.json", "README.md", "LICENSE", "CHANGELOG.rst", "changelogs", "docs", "meta",
-                    "playbooks", "plugins", "roles"}, sorted(tops)
+    assert tops <= {"MANIFEST.json", "FILES.json", "README.md", "LICENSE", "CHANGELOG.rst", "CODE_OF_CONDUCT.md",
+                    "changelogs", "docs", "meta", "playbooks", "plugins", "roles"}, sorted(tops)
     for needed in ("plugins/modules/bitwarden_cloud_comm.py", "plugins/module_utils/_bitwarden_api.py",
                    "plugins/filter/fleet_report.py", "roles/billing_sync/meta/argument_specs.yml",
                    "roles/billing_sync/tasks/main.yml", "playbooks/rollout.yml", "playbooks/status.yml",
