@@ -33,12 +33,14 @@ export PATH := $(VENV)/bin:$(dir $(BASE_PYTHON)):$(subst $(PYENV_ROOT)/shims:,,$
 STAMP := $(VENV)/.installed
 SYSTEM_STAMP := $(CACHE)/.system-packages
 
-.PHONY: env sanity-locked help venv system-packages collection test lint sanity units simulator integration reliability molecule docs build demo bench real-server real-server-apply clean
+.PHONY: env sanity-locked help venv system-packages collection test test-suites matrix lint sanity units simulator integration reliability molecule docs build release demo bench real-server real-server-apply clean
 
 help:
 	@echo "make demo    start a simulated fleet, roll billing sync out to it, print the fleet report"
-	@echo "make test    everything CI runs: lint, sanity, units, simulator, integration, reliability, molecule, docs, build"
-	@echo "make lint | sanity | units | simulator | integration | reliability | molecule | docs | build | bench | real-server"
+	@echo "make test    everything CI runs: lint, the version matrix (sanity, units, converge per ansible-core),"
+	@echo "             simulator, integration, reliability, molecule, docs, build"
+	@echo "make lint | sanity | units | matrix | simulator | integration | reliability | molecule | docs | build | bench | real-server"
+	@echo "make release VERSION=x.y.z"
 
 $(STAMP): requirements-dev.txt
 	@echo "== creating .venv with $(BASE_PYTHON)"
@@ -80,8 +82,20 @@ $(COLLECTION_LINK):
 
 collection: $(STAMP) $(COLLECTION_LINK)
 
-test: lint sanity units simulator integration reliability molecule docs build
+# The version matrix (sanity and units on each entry) runs beside the other suites: the two overlap their waits.
+test: collection system-packages
+	$(MAKE) --no-print-directory -j 2 --output-sync=recurse matrix test-suites
 	@echo "== make test: all suites passed"
+
+test-suites:
+	$(MAKE) --no-print-directory -j 1 lint simulator integration reliability molecule docs build
+
+# Version matrix: the oldest and the newest supported ansible-core (CORE/PYTHON, Python from pyenv), each in its own
+# venv under .cache/matrix: ansible-test sanity, the unit tests and the role's converge and idempotent re-run
+# (scripts/matrix.sh). The README's "Tested with" table lists exactly these (tests/integration/test_versions.py).
+MATRIX := 2.17.14/3.12 2.21.5/3.13
+matrix: collection system-packages
+	@for entry in $(MATRIX); do PYENV_ROOT=$(PYENV_ROOT) scripts/matrix.sh $${entry%/*} $${entry#*/}; done
 
 lint: collection
 	yamllint -s .
@@ -159,6 +173,14 @@ build: collection
 	mkdir -p $(BUILD_DIR)
 	ansible-galaxy collection build --force --output-path $(BUILD_DIR) .
 	@ls -1 $(BUILD_DIR)/selfhost-bitwarden-*.tar.gz
+
+# `make release VERSION=x.y.z`: galaxy.yml and the docs pins to x.y.z, then the changelog release from the fragments;
+# the last step fails unless galaxy.yml, the changelog and every docs pin agree (tests/integration/test_versions.py).
+release:
+	@[[ "$(VERSION)" =~ ^[0-9]+\.[0-9]+\.[0-9]+$$ ]] || { echo "usage: make release VERSION=x.y.z" >&2; exit 2; }
+	$(PY) scripts/release.py bump $(VERSION)
+	antsibull-changelog release --version $(VERSION)
+	$(PY) scripts/release.py check
 
 demo: collection
 	scripts/demo.sh

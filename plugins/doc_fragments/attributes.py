@@ -35,6 +35,14 @@ attributes:
       - selfhost.bitwarden.bitwarden
 """
 
+    # Modules that write files on the managed host.
+    FILES = r"""
+options: {}
+attributes:
+  safe_file_operations:
+    description: Uses Ansible's strict file operation functions to ensure proper permissions and avoid data corruption.
+"""
+
     INFO_MODULE = r"""
 options: {}
 attributes:

@@ -96,6 +96,7 @@ options:
     version_added: 0.2.0
 extends_documentation_fragment:
   - selfhost.bitwarden.attributes
+  - selfhost.bitwarden.attributes.files
 attributes:
   check_mode:
     support: full
@@ -108,6 +109,11 @@ attributes:
         installation id and key, C(BW_INSTALLATION_ID), C(BW_DB_PASSWORD)) replaced by C(********).
   idempotent:
     support: full
+  safe_file_operations:
+    support: full
+    details:
+      - The new env file is written to a temporary file in the same directory and moved over the old one atomically
+        (C(atomic_move)), with the old file's mode and owner.
 notes:
   - C(./bitwarden.sh rebuild), C(updateconf) and C(update) keep the values this module writes (contract of Setup's
     C(LoadExistingValues)), so the module stays idempotent across them. They drop comments and blank lines.

@@ -13,7 +13,7 @@ from email.message import Message
 from urllib.error import HTTPError
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
+from helpers.module_args import patch_module_args
 from ansible_collections.selfhost.bitwarden.plugins.module_utils import _bitwarden_api
 
 SERVER = "https://bw.example.test"

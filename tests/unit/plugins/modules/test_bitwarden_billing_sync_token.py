@@ -118,9 +118,10 @@ def test_cloud_communication_off_warns(fake_server, capsys):
     fake_server([token_call(), get_enabled(False), get_connection()])
     failed, result, output = run_module(module.main, ARGS, capsys)
     assert result["cloud_communication_enabled"] is False
-    # Outside a controller run, ansible-core prints module warnings instead of returning them.
-    assert "[WARNING]: the connection is saved but the running server has cloud communication off: run " \
-           "selfhost.bitwarden.bitwarden_cloud_comm" in output
+    warning = "the connection is saved but the running server has cloud communication off: run " \
+              "selfhost.bitwarden.bitwarden_cloud_comm"
+    # Outside a controller run, ansible-core 2.19+ prints module warnings; older versions return them.
+    assert "[WARNING]: " + warning in output or any(warning in text for text in result.get("warnings", [])), output
 
 
 def test_organization_is_discovered(fake_server, capsys):

@@ -7,7 +7,7 @@ import os
 import pwd
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
+from helpers.module_args import patch_module_args
 
 from ansible_collections.selfhost.bitwarden.plugins.module_utils import _cloud_comm
 from ansible_collections.selfhost.bitwarden.plugins.modules import bitwarden_cloud_comm
@@ -170,7 +170,7 @@ def test_push_notifications_false_in_config_keeps_relay_off(tmp_path, run):
     install = Install(tmp_path, push_notifications=False)
     result = run(install, region="EU")
     assert result["push_relay_enabled"] is False and result["settings"][PUSH] == "REPLACE"
-    assert "warnings" not in result
+    assert "warnings" not in result, result["warnings"]
     (install.bwdata / "config.yml").write_text(config_yml(False).replace("push_notifications: false", "push_notifications: 'no'  # off"))
     install.write_env(install.text().replace(PUSH + "=REPLACE\n", ""))
     result = run(install, region="EU")
