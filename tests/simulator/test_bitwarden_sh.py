@@ -270,7 +270,7 @@ def seq_fleet(module_fleet):
 
 
 def docker_argvs(fleet, name):
-    return [" ".join(call["argv"]) for call in fleet.instance(name)["docker_calls"]]
+    return [" ".join(call["argv"]) for call in fleet.client.docker_calls(name)]
 
 
 def test_restart_runs_the_run_sh_sequence(seq_fleet):
