@@ -21,7 +21,7 @@ def env_file(fleet, name):
 
 
 def docker_argvs(fleet, name):
-    return [" ".join(call["argv"]) for call in fleet.instance(name)["docker_calls"]]
+    return [" ".join(call["argv"]) for call in fleet.client.docker_calls(name)]
 
 
 def failure(run, task):

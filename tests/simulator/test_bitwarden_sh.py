@@ -265,12 +265,12 @@ def test_old_keep_alive_connections_are_dropped_on_restart(fleet):
 # -- the restart sequence and its failures (contract §7; self-host run.sh `restart`) ---------------------------------
 @pytest.fixture(scope="module")
 def seq_fleet(module_fleet):
-    return module_fleet([{"name": n} for n in ("seq", "seq-down", "pull", "nocompose", "norun", "noexec", "upfail",
-                                                 "hang", "prompt")])
+    names = ("seq", "seq-down", "pull", "nocompose", "norun", "noexec", "upfail", "hang", "prompt")
+    return module_fleet([{"name": n} for n in names])
 
 
 def docker_argvs(fleet, name):
-    return [" ".join(call["argv"]) for call in fleet.instance(name)["docker_calls"]]
+    return [" ".join(call["argv"]) for call in fleet.client.docker_calls(name)]
 
 
 def test_restart_runs_the_run_sh_sequence(seq_fleet):

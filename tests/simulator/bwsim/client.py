@@ -54,5 +54,9 @@ class SimClient:
                 calls.append({"time": when, "command": command, "user": user, "exit_code": int(code)})
         return calls
 
+    def docker_calls(self, name):
+        """The docker stand-in's calls for one instance, oldest first: {"argv", "user", "exit_code"}."""
+        return self.instance(name)["docker_calls"]
+
     def shutdown(self):
         return self._call("POST", "/_sim/shutdown", {})

@@ -202,7 +202,7 @@ class DockerHost:
     def _pull_image(image, faults):
         if faults.get("pull_fails"):
             return "", f"Error response from daemon: {REGISTRY_ERROR}\n", 1
-        repo, _, tag = image.rpartition(":")
+        repo, tag = image.rpartition(":")[::2]
         return (f"{tag}: Pulling from {repo.split('/', 1)[-1]}\nDigest: sha256:{hashlib.sha256(image.encode()).hexdigest()}\n"
                 f"Status: Image is up to date for {image}\n{image}\n"), "", 0
 
