@@ -181,6 +181,10 @@ def plan(module, bwdata, env_file=None, region="US", enabled=True, install_user=
     env_file = layout.env_file
     if install_user:
         check_installation(module, layout, install_user)
+    if layout.config_yml and not is_file(module, layout.config_yml):
+        module.fail_json(msg="No Bitwarden installation at %s: %s does not exist. Set bwdata_path to the bwdata directory of "
+                             "the installation (the one that holds config.yml and env/), or for Bitwarden Lite compose_dir "
+                             "to the directory that holds docker-compose.yml and settings.env." % (bwdata, layout.config_yml))
     # Lite has no config.yml; its image sets the push relay like standard's docker/global.env (contract 6.3).
     push_on_in_config = push_notifications(module, layout.config_yml) if layout.config_yml else True
     if not is_file(module, env_file):

@@ -51,7 +51,8 @@ def compose_file(module, directory):
 def detect(module, bwdata, compose_dir=None, deployment=None, env_file=None):
     """The installation at ``bwdata`` (standard) or ``compose_dir`` (lite; default: the directory that holds bwdata).
 
-    ``deployment`` (standard or lite) skips the detection; otherwise exactly one kind must be on disk.
+    ``deployment`` (standard or lite) skips the detection; otherwise a Lite compose file decides, and finding it next
+    to a standard config.yml is an error. A standard layout is returned without checking that config.yml exists.
     """
     install_dir = os.path.dirname(os.path.normpath(bwdata))
     compose_dir = compose_dir or install_dir
@@ -67,11 +68,7 @@ def detect(module, bwdata, compose_dir=None, deployment=None, env_file=None):
         if lite_here:
             module.fail_json(msg="No Bitwarden installation at %s, but %s is there: for Bitwarden Lite set deployment to lite "
                                  "(role: billing_sync_deployment: lite)." % (bwdata, lite_here))
-        if not is_file(module, config_yml):
-            module.fail_json(msg="No Bitwarden installation at %s: %s does not exist. Set bwdata_path to the bwdata directory of "
-                                 "the installation (the one that holds config.yml and env/; role: billing_sync_install_dir, the "
-                                 "directory that holds bitwarden.sh and bwdata), or for Bitwarden Lite compose_dir to the "
-                                 "directory that holds docker-compose.yml and settings.env." % (bwdata, config_yml))
+        # config.yml itself is checked by the caller, after the install user check (bitwarden.sh names a wrong dir best).
         return Layout(STANDARD, install_dir, env_file or os.path.join(bwdata, "env", "global.override.env"), config_yml,
                       os.path.join(install_dir, "bitwarden.sh"))
     compose = compose_file(module, compose_dir)

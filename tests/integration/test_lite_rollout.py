@@ -179,3 +179,18 @@ def test_lite_settings_env_keeps_every_unmanaged_byte(sim_fleet):
     assert path.read_text(encoding="utf-8") == expected
     state = fleet.client.instance("lite-own")
     assert state["settings"]["enableCloudCommunication"] is True and state["restarts"] == 1
+
+
+def test_lite_restart_check_looks_in_the_compose_dir(sim_fleet):
+    """The restart check reads the images of Lite's docker-compose.yml: missing locally and no registry means
+    `docker compose up -d` would have to pull and cannot, so the role stops before it touches settings.env."""
+    fleet = sim_fleet([{"name": "lite-offline", "deployment": "lite", "faults": {"images_missing": True, "pull_fails": True}}],
+                      restart_delay=0.2, warmup=0.1)
+    path = env_file(fleet, "lite-offline")
+    before = path.read_bytes()
+    run = run_playbook(ROLLOUT, fleet.inventory)
+    assert run.rc != 0
+    assert "Nothing was changed" in run.output
+    assert "Images named in %s/docker-compose.yml are missing locally" % fleet.install_dir("lite-offline") in run.output
+    assert path.read_bytes() == before
+    assert fleet.client.instance("lite-offline")["restarts"] == 0 and compose_ups(fleet, "lite-offline") == []
