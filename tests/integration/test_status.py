@@ -163,5 +163,6 @@ def test_region_outside_the_choices_fails_validation_in_every_playbook(sim_fleet
                            extra_vars={"billing_sync_region": "APAC", "billing_sync_report_dir": str(tmp_path)})
         assert run.rc != 0, playbook
         assert "Validation of arguments failed" in run.output and "APAC" in run.output, (playbook, run.output)
+        assert_no_secrets(run.output, fleet_secrets(fleet))
     state = fleet.client.instance("bw-1")
     assert state["counters"]["writes"] == 0 and fleet.client.bitwarden_sh_calls("bw-1") == []
