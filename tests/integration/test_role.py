@@ -206,3 +206,31 @@ def test_role_writes_metrics_when_asked_on_drifted_and_converged_hosts(sim_fleet
         assert_no_secrets(path.read_text() + run.output, secrets_of(fleet, "bw-metrics"))
         path.unlink()
     assert len(restarts(fleet, "bw-metrics")) == 1
+
+
+def test_two_rollouts_at_once_restart_a_host_once(sim_fleet):
+    """Issue 12 #7: the per-host lock serializes overlapping runs; the one that waited finds the host converged."""
+    from concurrent.futures import ThreadPoolExecutor  # pylint: disable=import-outside-toplevel
+    fleet = sim_fleet([{"name": "bw-twice"}], restart_delay=1.5, warmup=0.3)
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda dummy: run_playbook(ROLLOUT, fleet.inventory), range(2)))
+    for run in runs:
+        run.assert_ok()
+    assert len(restarts(fleet, "bw-twice")) == 1, runs[0].output + runs[1].output
+    waited = [run for run in runs if any(event["result"].get("waited", 0) > 0
+                                         for event in run.results("selfhost.bitwarden.billing_sync : Take the host's lock", "bw-twice"))]
+    assert len(waited) == 1
+    assert "in sync" in waited[0].stdout or "drift" in waited[0].stdout
+    state = fleet.client.instance("bw-twice")
+    assert state["counters"]["writes"] <= 2  # one connection created, one license sync: never twice
+    assert not (Path(fleet.install_dir("bw-twice")) / "bwdata" / ".selfhost-bitwarden.lock").exists()
+
+
+def test_check_mode_says_what_it_would_do(sim_fleet):
+    """Issue 14: check mode says 'would restart' and 'would be created', not 'no restart'."""
+    fleet = sim_fleet([{"name": "bw-would"}], restart_delay=0.2, warmup=0.1)
+    run = run_playbook(ROLLOUT, fleet.inventory, check=True).assert_ok()
+    summary = run.result("selfhost.bitwarden.billing_sync : Summary", "bw-would")["msg"]
+    assert "would restart" in summary and "billing sync token would be created" in summary, summary
+    assert "env file would change" in summary
+    assert restarts(fleet, "bw-would") == []
