@@ -262,12 +262,14 @@ def render(meta, table):
             "%.2f× %s" % (check["x_floor"], ok(check["x_floor"] <= GOAL_RERUN)) if check else "not run",
             " / ".join("%.2f×" % rows[kind]["x_floor"] for kind in ("role_rerun_pl", "role_check_pl") if kind in rows) or "not run",
             "%d %s" % (max(row["restarts"] for row in idle), ok(max(row["restarts"] for row in idle) == 0)),
-            "%.1f / %.2f / %.1f %s" % (max(row["writes_per_host"] for row in idle), max(row["cloud_calls_per_host"] for row in idle),
-                                      max(row["requests_per_host"] for row in idle),
-                                      ok(all(row["writes_per_host"] == 0 and row["cloud_calls_per_host"] == 0
-                                             and row["requests_per_host"] <= GOAL_REQUESTS for row in idle))),
-            "%.1f s vs %.1f s (%.2f×) %s" % (converge["wall_ex_restart"], rows["baseline_converge"]["wall_ex_restart"],
-                                              converge["x_baseline_ex_restart"], ok(converge["x_baseline_ex_restart"] <= GOAL_CONVERGE))
+            "%.1f / %.2f / %.1f %s" % (
+                max(row["writes_per_host"] for row in idle), max(row["cloud_calls_per_host"] for row in idle),
+                max(row["requests_per_host"] for row in idle),
+                ok(all(row["writes_per_host"] == 0 and row["cloud_calls_per_host"] == 0
+                       and row["requests_per_host"] <= GOAL_REQUESTS for row in idle))),
+            "%.1f s vs %.1f s (%.2f×) %s" % (
+                converge["wall_ex_restart"], rows["baseline_converge"]["wall_ex_restart"],
+                converge["x_baseline_ex_restart"], ok(converge["x_baseline_ex_restart"] <= GOAL_CONVERGE))
             if converge else "not run at this N",
             "%.0f MB" % rows["floor"]["simulator_rss_mb"]))
     per_host = []

@@ -255,9 +255,9 @@ def main():
     if leftovers:
         drift.append("%d temp file(s) of an interrupted run beside the env file" % len(leftovers))
     marker = _cloud_comm.restart_marker(plan.env_file)
-    result = dict(changed=False, deployment=plan.deployment, env_file=plan.env_file, restart_marker=marker, env_changed=plan.new_text != plan.text or bool(leftovers),
-                  restart_required=plan.restart_required, restart_pending=False, cloud_communication_enabled=None,
-                  organization_id=None, connection=None, token_action="unknown", first_sync_due=False)
+    result = dict(changed=False, deployment=plan.deployment, env_file=plan.env_file, restart_marker=marker,
+                  env_changed=plan.new_text != plan.text or bool(leftovers), restart_required=plan.restart_required,
+                  restart_pending=False, cloud_communication_enabled=None, organization_id=None, connection=None, token_action="unknown", first_sync_due=False)
 
     if os.path.exists(marker):
         # An earlier run changed the file and its restart never ended with the server answering: it may be down.

@@ -191,7 +191,6 @@ def test_failed_restart_is_healed_by_the_next_run(sim_fleet):
     assert again.changed_total() == 0 and len(restarts(fleet, "bw-down")) == 2
 
 
-
 def test_role_writes_metrics_when_asked_on_drifted_and_converged_hosts(sim_fleet, tmp_path):
     from prometheus_client.parser import text_string_to_metric_families  # pylint: disable=import-outside-toplevel
     fleet = sim_fleet([{"name": "bw-metrics"}], restart_delay=0.2, warmup=0.1)
