@@ -136,6 +136,8 @@ def test_restart_that_never_comes_back_times_out_with_rollback_advice(sim_fleet)
         ({"billing_sync_install_dir": "/nonexistent/bitwarden"}, "No bitwarden.sh at /nonexistent/bitwarden, the directory that holds"),
         ({"billing_sync_user": "nobody"}, "install_user is 'nobody' but"),
         ({"billing_sync_region": "APAC"}, "billing_sync_region"),
+        ({"billing_sync_token": 1234567890}, "set billing_sync_token as a quoted string"),
+        ({"billing_sync_deployment": "lite", "billing_sync_restart_method": "bitwarden_sh"}, "Bitwarden Lite has no bitwarden.sh"),
     ],
 )
 def test_preflight_names_the_variable_to_fix(sim_fleet, extra_vars, expected):
