@@ -43,22 +43,6 @@ options:
       - The C(bwdata) directory of a standard installation, the one that holds C(config.yml) and C(env/).
     type: path
     default: /opt/bitwarden/bwdata
-  compose_dir:
-    description:
-      - Bitwarden Lite only. The directory that holds its C(docker-compose.yml) and C(settings.env), where
-        C(docker compose up -d) applies the change.
-      - Defaults to the directory that holds O(bwdata_path) (C(/opt/bitwarden) by default), so one install directory
-        serves both kinds of installation.
-    type: path
-    version_added: 0.3.0
-  deployment:
-    description:
-      - The kind of installation. V(standard) is C(bitwarden.sh) with C(bwdata/); V(lite) is Bitwarden Lite, the
-        single container set up by C(docker-compose.yml) and C(settings.env).
-      - When not set, detected from what is on disk; the module fails when it finds both kinds or none.
-    type: str
-    choices: [standard, lite]
-    version_added: 0.3.0
   env_file:
     description:
       - The env file to edit.
@@ -96,6 +80,7 @@ options:
     version_added: 0.2.0
 extends_documentation_fragment:
   - selfhost.bitwarden.attributes
+  - selfhost.bitwarden.installation
   - selfhost.bitwarden.attributes.files
 attributes:
   check_mode:

@@ -25,22 +25,12 @@ author:
   - selfhost.bitwarden contributors (@selfhost-bitwarden)
 extends_documentation_fragment:
   - selfhost.bitwarden.api
+  - selfhost.bitwarden.installation
   - selfhost.bitwarden.api.organization
   - selfhost.bitwarden.attributes
   - selfhost.bitwarden.attributes.action_group
   - selfhost.bitwarden.attributes.info_module
 options:
-  deployment:
-    description:
-      - The kind of installation, V(standard) or V(lite) (Bitwarden Lite), detected from what is on disk when not set;
-        as for M(selfhost.bitwarden.bitwarden_cloud_comm).
-    type: str
-    choices: [standard, lite]
-  compose_dir:
-    description:
-      - Bitwarden Lite only; the directory of its C(docker-compose.yml) and C(settings.env), as for
-        M(selfhost.bitwarden.bitwarden_cloud_comm).
-    type: path
   env_file:
     description:
       - The env file the server reads its settings from. Defaults to C(<bwdata_path>/env/global.override.env)

@@ -54,7 +54,7 @@ options:
   run_id:
     description:
       - Identifies the run that holds the lock; the same value must be given to release it.
-      - Pick one value per playbook run, for example once with C(run_once) and M(ansible.builtin.set_fact).
+      - Pick one value per playbook run, for example once with C(run_once) and C(ansible.builtin.set_fact).
     type: str
     required: true
   holder:

@@ -36,18 +36,6 @@ options:
     description: The C(bwdata) directory of the installation.
     type: path
     default: /opt/bitwarden/bwdata
-  deployment:
-    description:
-      - The kind of installation, V(standard) or V(lite) (Bitwarden Lite), detected from what is on disk when not set;
-        as for M(selfhost.bitwarden.bitwarden_cloud_comm).
-      - Bitwarden Lite keeps its license files in its data volume, so the license file check is left out for it.
-    type: str
-    choices: [standard, lite]
-  compose_dir:
-    description:
-      - Bitwarden Lite only; the directory of its C(docker-compose.yml) and C(settings.env), as for
-        M(selfhost.bitwarden.bitwarden_cloud_comm).
-    type: path
   env_file:
     description:
       - The env file that holds the installation id and key.
@@ -96,8 +84,10 @@ options:
     default: 10
 extends_documentation_fragment:
   - selfhost.bitwarden.attributes
+  - selfhost.bitwarden.installation
   - selfhost.bitwarden.attributes.info_module
 notes:
+  - Bitwarden Lite keeps its license files in its data volume, so the license file check is left out for it.
   - The server verifies the cloud's certificates with the trust store of its containers, not the host's; behind a
     TLS-inspecting proxy both need the proxy's CA.
 seealso:
