@@ -15,7 +15,7 @@ description:
 options:
   _input:
     description:
-      - List of status rows (dicts with host, version, region, cloud_communication, billing_sync, last_license_sync,
+      - List of status rows (dicts with host, deployment (V(standard) or V(lite)), version, region, cloud_communication, billing_sync, last_license_sync,
         license_sync_stale, license_sync_age_hours, license_expiration, license_expiration_without_grace,
         license_days_left, license_expiring, license_error, sponsorship_sync, sponsorship_last_sync, drift, error).
       - A row whose error is set shows only that error (for example C(could not be read) and the cause).
@@ -52,6 +52,7 @@ from ansible.errors import AnsibleFilterError
 
 COLUMNS = (
     ("host", "host"),
+    ("kind", "deployment"),
     ("version", "version"),
     ("region", "region"),
     ("cloud comm", "cloud_communication"),
@@ -78,6 +79,8 @@ def _cell(row, key):
     error = row.get("error")
     if key == "host":
         return str(row.get("host", "?"))
+    if key == "deployment":
+        return str(row.get("deployment") or "standard")  # known from the inventory, also for a host not read
     if key == "drift":
         if error:
             return str(error)

@@ -51,7 +51,7 @@ def test_status_reports_drift_then_sync_and_writes_json_and_markdown(sim_fleet, 
     assert all(row["drift"] == [] for row in rows.values()), rows
     assert rows["bw-b"]["region"] == "EU"
     table = "\n".join(after.results("Print the report")[0]["result"]["msg"])
-    assert table.splitlines()[0].split()[:3] == ["host", "version", "region"]
+    assert table.splitlines()[0].split()[:3] == ["host", "kind", "version", "region"]
     assert table.count("in sync") == 3
     assert_no_secrets(before.output + drift_gate.output + after.output + markdown, fleet_secrets(fleet))
 

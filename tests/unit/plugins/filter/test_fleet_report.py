@@ -10,7 +10,7 @@ ROWS = [
      "last_license_sync": "2026-11-22T10:00:00.0000000+00:00", "license_sync_stale": True, "license_sync_age_hours": 170,
      "license_expiration": "2027-01-18T10:00:00Z", "license_expiration_without_grace": "2026-11-19T10:00:00Z",
      "license_days_left": 20, "license_expiring": True, "sponsorship_sync": "pending", "drift": [], "error": None},
-    {"host": "bw-1", "version": "2026.8.0", "region": "US", "cloud_communication": False, "billing_sync": "not configured",
+    {"host": "bw-1", "deployment": "lite", "version": "2026.8.0", "region": "US", "cloud_communication": False, "billing_sync": "not configured",
      "last_license_sync": None, "license_error": "no license", "sponsorship_sync": "synced",
      "sponsorship_last_sync": "2026-11-28T01:00:00Z", "drift": ["cloud communication off", "never synced"], "error": None},
     {"host": "bw-3", "error": "could not be read: invalid_client | bad key\nsecond line", "drift": []},
@@ -19,7 +19,8 @@ ROWS = [
 
 def test_text_table_is_aligned_and_sorted():
     lines = fleet_report(ROWS).splitlines()
-    assert lines[0].split()[:2] == ["host", "version"]
+    assert lines[0].split()[:3] == ["host", "kind", "version"]
+    assert [line.split()[1] for line in lines[1:]] == ["lite", "standard", "standard"]
     assert len(lines) == 1 + len(ROWS)
     assert [line.split()[0] for line in lines[1:]] == ["bw-1", "bw-2", "bw-3"]
     drift_column = lines[0].index("drift")
@@ -34,7 +35,7 @@ def test_text_table_is_aligned_and_sorted():
 
 def test_markdown_escapes_pipes_and_newlines_and_has_a_row_per_host():
     lines = fleet_report(ROWS, "markdown").splitlines()
-    assert lines[0].startswith("| host | version |")
+    assert lines[0].startswith("| host | kind | version |")
     assert len(lines) == 2 + len(ROWS)
     assert lines[-1].endswith("| could not be read: invalid_client \\| bad key<br>second line |")
     assert all(len(re.split(r"(?<!\\)\|", line)) == len(lines[0].split("|")) for line in lines[2:])
