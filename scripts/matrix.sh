@@ -22,7 +22,7 @@ if [ ! -f "$venv/.installed" ] || [ "$root/requirements-dev.txt" -nt "$venv/.ins
   "$base" -m venv "$venv"
   "$venv/bin/python" -m pip install -q -U pip 2>&1 | grep -v '^WARNING: Location' || true
   { echo "ansible-core==$core"
-    grep -E '^(pytest|pytest-xdist|pytest-mock|hypothesis|requests|Jinja2|cryptography)==' "$root/requirements-dev.txt"
+    grep -E '^(pytest|pytest-xdist|pytest-mock|hypothesis|requests|Jinja2|cryptography|prometheus-client)==' "$root/requirements-dev.txt"
   } > "$venv/requirements.txt"
   "$venv/bin/python" -m pip install -q -r "$venv/requirements.txt" 2>&1 | grep -v '^WARNING: Location' || true
   "$venv/bin/python" -m pip check

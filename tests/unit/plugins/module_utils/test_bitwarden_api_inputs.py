@@ -9,7 +9,7 @@ from urllib.error import URLError
 
 import pytest
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.testing import patch_module_args
+from helpers.module_args import patch_module_args
 from ansible_collections.selfhost.bitwarden.plugins.module_utils import _bitwarden_api as api
 
 from unit.plugins.module_utils.bitwarden_fakes import (  # pylint: disable=unused-import

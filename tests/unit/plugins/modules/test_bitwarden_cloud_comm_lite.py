@@ -11,7 +11,7 @@ import os
 import pwd
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
+from helpers.module_args import patch_module_args
 
 from ansible_collections.selfhost.bitwarden.plugins.modules import bitwarden_cloud_comm
 from helpers.lite_env import LiteInstall, lite_settings
