@@ -127,7 +127,7 @@ from ansible_collections.selfhost.bitwarden.plugins.module_utils._bitwarden_api 
 )
 
 CONNECTIONS = "/api/organizations/connections"
-COMM_OFF_WARNING = ("the connection is saved but the running server has cloud communication off: run "
+COMM_OFF_WARNING = ("the connection %s but the running server has cloud communication off: run "
                     "selfhost.bitwarden.bitwarden_cloud_comm and restart the server")
 
 
@@ -227,7 +227,7 @@ def main():
         after = current
 
     if state == "present" and not comm_enabled:
-        client.warn(COMM_OFF_WARNING)
+        client.warn(COMM_OFF_WARNING % ("would be saved" if module.check_mode and result["changed"] else "is saved"))
     if module._diff:
         result["diff"] = {"before": diff_view(current), "after": diff_view(after, token if after else None)}
     module.exit_json(**result)

@@ -124,6 +124,13 @@ def test_cloud_communication_off_warns(fake_server, capsys):
     assert "[WARNING]: " + warning in output or any(warning in text for text in result.get("warnings", [])), output
 
 
+def test_cloud_communication_off_in_check_mode_says_would_be_saved(fake_server, capsys):
+    fake_server([token_call(), get_enabled(False), get_connection(conn_id=None)])
+    failed, result, output = run_module(module.main, ARGS, capsys, check_mode=True)
+    warning = "the connection would be saved but the running server has cloud communication off"
+    assert "[WARNING]: " + warning in output or any(warning in text for text in result.get("warnings", [])), output
+
+
 def test_organization_is_discovered(fake_server, capsys):
     server = fake_server([token_call(), Call("GET", "/api/organizations", body={"data": [
         {"id": ORG, "name": "Ours", "type": 0}]}), get_enabled(), get_connection()])
