@@ -361,6 +361,11 @@ class BitwardenClient:
             if not url:
                 self.fail("server_url is not set and %s/config.yml has no url: set server_url" % self.bwdata_path)
         try:
+            # A password in the URL is a secret too: masked in the module's invocation on every core version.
+            self.register_secret(urlsplit(url.strip()).password)
+        except ValueError:
+            pass  # an unparsable URL: check_server_url names the problem
+        try:
             self.server_url = check_server_url(url)
         except ValueError as exc:
             self.fail(to_native(exc))
