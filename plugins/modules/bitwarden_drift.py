@@ -66,21 +66,21 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Find out what differs
+- name: Find out what differs (on the Bitwarden host)
   selfhost.bitwarden.bitwarden_drift:
-    bwdata_path: /opt/bitwarden/bwdata
+    bwdata_path: /home/bitwarden/bwdata
     install_user: bitwarden
-    region: EU
+    server_url: https://bitwarden.example.com
     client_id: "{{ bitwarden_owner_client_id }}"
     client_secret: "{{ bitwarden_owner_client_secret }}"
     organization_id: 2bd8b6d6-6f4a-4a5c-9a7e-0b3a2f6f1c11
     billing_sync_token: "{{ bitwarden_billing_sync_token }}"
-  become: true
   register: drift
 
-- name: Bring only drifted hosts to the desired state
-  ansible.builtin.include_tasks: converge.yml
-  when: not drift.converged
+# The billing_sync role includes its writers only here (when: not drift.converged).
+- name: Say what a run would change
+  ansible.builtin.debug:
+    msg: "{{ drift.drift | join('; ') if not drift.converged else 'in sync' }}"
 """
 
 RETURN = r"""

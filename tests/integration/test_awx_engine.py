@@ -134,7 +134,7 @@ def end_state(fleet, name):
 
 def test_job_with_the_credential_type_injecting_the_secrets(sim_fleet, tmp_path):
     """One server per job template, its secrets from the credential (extra vars), none in the inventory."""
-    fleet = sim_fleet([{"name": "bw-awx-eu", "region": "EU"}], allow_root=True, restart_delay=0.2, warmup=0.1)
+    fleet = sim_fleet([{"name": "bw-awx-eu", "region": "EU"}], restart_delay=0.2, warmup=0.1)
     groups = inventory_hosts(fleet)
     host = fleet.host_vars("bw-awx-eu")
     extravars = credential_extravars(host)
@@ -165,7 +165,7 @@ FLEET = [{"name": "bw-slice-us-1"}, {"name": "bw-slice-us-2"},
 
 
 def test_two_concurrent_job_slices_reach_the_same_end_state_as_one_job(sim_fleet, tmp_path):
-    options = {"allow_root": True, "restart_delay": 0.2, "warmup": 0.1}
+    options = {"restart_delay": 0.2, "warmup": 0.1}
     whole = sim_fleet(FLEET, name="whole", **options)
     sliced = sim_fleet(FLEET, name="sliced", **options)
 

@@ -66,7 +66,9 @@ def test_check_then_run_then_idempotent_keeps_mode_owner_and_backs_up(install, i
     assert install.text().startswith(old_lines)  # every other line as it was
     with open(result["backup_file"], "rb") as handle:
         assert handle.read() == old
-    assert sorted(os.listdir(install.env.parent)) == sorted([install.env.name, os.path.basename(result["backup_file"])])
+    # beside it: the backup, and the marker of the restart this change needs (bitwarden_wait_for_server removes it)
+    assert sorted(os.listdir(install.env.parent)) == sorted([install.env.name, os.path.basename(result["backup_file"]),
+                                                             ".selfhost-bitwarden-restart-pending"])
 
     run, result = module(install, inventory, region="EU", backup=True)
     assert run.rc == 0 and not result["changed"] and not result["restart_required"]

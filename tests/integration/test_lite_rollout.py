@@ -171,7 +171,7 @@ def test_lite_settings_env_keeps_every_unmanaged_byte(sim_fleet):
     path.write_text(text, encoding="utf-8")
     run_playbook(ROLLOUT, fleet.inventory).assert_ok()
     expected = text.replace('globalSettings__enableCloudCommunication="false"   # not yet',
-                            "globalSettings__enableCloudCommunication=true") + (
+                            'globalSettings__enableCloudCommunication="true"   # not yet') + (
         "globalSettings__baseServiceUri__cloudRegion=US\n"
         "globalSettings__installation__identityUri=https://identity.bitwarden.com\n"
         "globalSettings__installation__apiUri=https://api.bitwarden.com\n"

@@ -34,7 +34,7 @@ def test_status_reports_drift_then_sync_and_writes_json_and_markdown(sim_fleet, 
     assert rows["bw-c"]["version"] == "2025.12.0"
     markdown = (report_dir / "billing-sync-report.md").read_text()
     assert markdown.count("\n") == 2 + 3
-    assert "| bw-b | 2026.8.0 | EU | off | not configured | never |" in markdown
+    assert "| bw-b | standard | 2026.8.0 | EU | off | not configured | never |" in markdown
     for name in fleet.names:
         assert fleet.client.instance(name)["counters"]["writes"] == 0
         assert fleet.client.bitwarden_sh_calls(name) == []
@@ -51,7 +51,7 @@ def test_status_reports_drift_then_sync_and_writes_json_and_markdown(sim_fleet, 
     assert all(row["drift"] == [] for row in rows.values()), rows
     assert rows["bw-b"]["region"] == "EU"
     table = "\n".join(after.results("Print the report")[0]["result"]["msg"])
-    assert table.splitlines()[0].split()[:3] == ["host", "kind", "version", "region"]
+    assert table.splitlines()[0].split()[:4] == ["host", "kind", "version", "region"]
     assert table.count("in sync") == 3
     assert_no_secrets(before.output + drift_gate.output + after.output + markdown, fleet_secrets(fleet))
 

@@ -91,7 +91,7 @@ def test_the_preflight_can_be_turned_off(fleet):
     run = run_playbook(ROLLOUT, fleet.inventory, limit="pf-no-license,pf-dns", check=True,
                        extra_vars={"billing_sync_preflight": False}).assert_ok()
     for name in ("pf-no-license", "pf-dns"):
-        assert preflight_results(run, name) == []
+        assert [result for result in preflight_results(run, name) if result["status"] != "skipped"] == []
         assert run.stats[name]["changed"] >= 1
 
 

@@ -78,6 +78,8 @@ def test_role_readme_documents_every_entry_point_and_variable():
         assert entry_point in rows, "entry point %s missing from the role README" % entry_point
         for option, option_spec in spec["options"].items():
             assert option in rows, "variable %s missing from the role README" % option
+            if option_spec.get("required"):
+                continue  # an entry point that needs it (rotate_token, status): the README shows the role's default
             default = option_spec.get("default")
             shown = json.dumps(default) if isinstance(default, (bool, str)) and not default else str(default)
             assert rows[option][0] == "`%s`" % (shown if default not in (True, False) else str(default).lower()), option

@@ -50,8 +50,10 @@ def make_release(root, version):
 
 def test_release_step_makes_everything_agree_and_the_check_catches_a_stray_pin(checkout):
     release = load_release(checkout)
+    # The work of the next release, as a contributor leaves it.
+    (checkout / "changelogs" / "fragments" / "next-change.yml").write_text(
+        "---\nminor_changes:\n  - \"billing_sync role - a change for the next release.\"\n", encoding="utf-8")
     fragments = sorted(path.name for path in (checkout / "changelogs" / "fragments").glob("*.yml"))
-    assert fragments, "no changelog fragment to release"
 
     proc = make_release(checkout, "9.8.7")
     assert proc.returncode == 0, proc.stdout + proc.stderr
