@@ -266,7 +266,8 @@ def mark_restart_pending(module, marker, env_file):
         if os.geteuid() == 0:
             os.chown(marker, owner.st_uid, owner.st_gid)
     except OSError as exc:
-        module.fail_json(msg="Cannot write %s: %s. Nothing was changed. %s" % (marker, exc.strerror, _cloud_comm.BECOME))
+        module.fail_json(msg="Cannot write next to %s (the restart marker %s): %s. Nothing was changed. %s"
+                             % (env_file, os.path.basename(marker), exc.strerror, _cloud_comm.BECOME))
 
 
 def remove_stale_temp_files(module, env_file):

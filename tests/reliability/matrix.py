@@ -39,7 +39,7 @@ ROLLOUT = REPO / "playbooks" / "rollout.yml"
 MODULE = "selfhost.bitwarden.bitwarden_cloud_comm"
 MODULE_ARGS = {"bwdata_path": "{{ billing_sync_install_dir }}/bwdata", "install_user": "{{ billing_sync_user }}",
                "region": "{{ billing_sync_region }}"}
-FAST = {"allow_root": True, "restart_delay": 0.2, "warmup": 0.1}
+FAST = {"restart_delay": 0.2, "warmup": 0.1}
 ENABLE = "globalSettings__enableCloudCommunication"
 MANAGED = {key.lower() for key in (ENABLE, "globalSettings__baseServiceUri__cloudRegion", "globalSettings__installation__identityUri",
                                    "globalSettings__installation__apiUri", "globalSettings__pushRelayBaseUri")}
