@@ -29,8 +29,7 @@ from urllib.parse import quote, quote_plus, urlencode, urlsplit, urlunsplit
 
 from ansible.module_utils.basic import env_fallback
 from ansible.module_utils.common.text.converters import to_native, to_text
-from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
-from ansible.module_utils.urls import Request, SSLValidationError, make_context
+from ansible_collections.selfhost.bitwarden.plugins.module_utils._transport import Request, make_context
 
 # Accepted by every server version; servers from 2026.3.0 require a System.Version-parsable value (contract 1.3).
 CLIENT_VERSION = "2026.8.0"
@@ -279,7 +278,7 @@ def _classify_exception(exc):
     """('refused' | 'reset' | 'timeout' | 'tls' | 'dns' | 'other', text) for a transport failure."""
     reason = exc.reason if isinstance(exc, URLError) and not isinstance(exc, HTTPError) else exc
     text = to_native(reason)
-    if isinstance(reason, (ssl.SSLError, ssl.CertificateError, SSLValidationError)) or "CERTIFICATE_VERIFY_FAILED" in text:
+    if isinstance(reason, (ssl.SSLError, ssl.CertificateError)) or "CERTIFICATE_VERIFY_FAILED" in text:
         return "tls", text
     if isinstance(reason, ConnectionRefusedError):
         return "refused", text
@@ -411,18 +410,18 @@ class BitwardenClient:
 
     # -- transport -----------------------------------------------------------------------------------
 
+    def _tls_context(self):
+        """The TLS context of the module run (the transport asks for it once, at the first https request)."""
+        try:
+            return make_context(cafile=self.ca_path, validate_certs=self.validate_certs)
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            raise BitwardenApiError("ca_path %s could not be loaded as PEM CA certificates (%s): set ca_path to the "
+                                    "PEM file of the CA that signed the server's certificate" % (self.ca_path, to_native(exc)))
+
     def _open_once(self, method, url, data, headers):
         """One HTTP exchange: (status, raw body, headers) or a transport exception."""
         if self._http is None:
-            # One TLS context per module run: making one loads the CA store (~30 ms); open_url makes one per request.
-            # Given a context, Request ignores its own validate_certs/ca_path: they live in the context only.
-            try:
-                context = make_context(cafile=self.ca_path, validate_certs=self.validate_certs)
-            except (ssl.SSLError, OSError, ValueError) as exc:
-                raise BitwardenApiError("ca_path %s could not be loaded as PEM CA certificates (%s): set ca_path to the "
-                                        "PEM file of the CA that signed the server's certificate"
-                                        % (self.ca_path, to_native(exc)))
-            self._http = Request(http_agent="selfhost.bitwarden", follow_redirects="safe", context=context)
+            self._http = Request(http_agent="selfhost.bitwarden", tls_context=self._tls_context)
         self.requests += 1
         try:
             # The timeout goes with each request: the Request is shared and a caller may shorten it between requests.
@@ -472,7 +471,7 @@ class BitwardenClient:
             status, raw, resp_headers, kind, text = None, b"", None, None, None
             try:
                 status, raw, resp_headers = self._open_once(method, url, data, headers)
-            except (URLError, UrlsConnectionError, OSError, http.client.HTTPException, ValueError) as exc:
+            except (URLError, OSError, http.client.HTTPException, ValueError) as exc:
                 kind, text = _classify_exception(exc)
             if kind == "tls":
                 raise BitwardenApiError(

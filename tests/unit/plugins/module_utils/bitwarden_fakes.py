@@ -107,14 +107,19 @@ class FakeClock:
 
 
 class FakeRequest:
-    """Stands in for ``urls.Request``: keeps the client's settings and hands every ``open`` to the scripted server."""
+    """Stands in for ``_transport.Request``: hands every ``open`` to the scripted server."""
 
-    def __init__(self, server, **settings):
+    def __init__(self, server, http_agent, tls_context):
         self.server = server
-        self.settings = settings
+        self.http_agent = http_agent
+        self.tls_context = tls_context
+        self.context = None
 
     def open(self, method, url, data=None, headers=None, timeout=None):
-        return self.server(url, data=data, headers=headers, method=method, timeout=timeout, **self.settings)
+        # Like the real transport: the TLS context is made once, at the first https request.
+        if url.startswith("https://") and self.context is None:
+            self.context = self.tls_context()
+        return self.server(url, data=data, headers=headers, method=method, timeout=timeout, context=self.context)
 
 
 class FakeServer:
