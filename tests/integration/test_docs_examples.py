@@ -398,6 +398,7 @@ def module_example_substitutions(fleet, name, tmp_path):
         "2bd8b6d6-6f4a-4a5c-9a7e-0b3a2f6f1c11": host["billing_sync_organization_id"],
         "/home/bitwarden/bwdata": install + "/bwdata",
         "chdir: /home/bitwarden": "chdir: " + install,
+        "install_dir: /home/bitwarden": "install_dir: " + install,
         "become_user: bitwarden": "become_user: " + host["billing_sync_user"],
         "install_user: bitwarden": "install_user: " + host["billing_sync_user"],
         "dest: /tmp/report.md": "dest: %s/report.md" % tmp_path,
@@ -406,10 +407,10 @@ def module_example_substitutions(fleet, name, tmp_path):
     }
 
 
-# Run order: the lock, the preflight, then cloud communication, the token before the license sync, the token removal last.
-RUNNABLE = ("modules/bitwarden_lock", "modules/bitwarden_drift", "modules/bitwarden_preflight", "modules/bitwarden_cloud_comm",
-            "modules/bitwarden_wait_for_server", "modules/bitwarden_sync_info", "modules/bitwarden_license_sync", "modules/bitwarden_billing_sync_token",
-            "filter/fleet_report", "filter/prometheus_metrics")
+# Run order: the lock, the checks, then cloud communication, the token before the license sync, the token removal last.
+RUNNABLE = ("modules/bitwarden_lock", "modules/bitwarden_drift", "modules/bitwarden_preflight", "modules/bitwarden_restart_check",
+            "modules/bitwarden_cloud_comm", "modules/bitwarden_wait_for_server", "modules/bitwarden_sync_info",
+            "modules/bitwarden_license_sync", "modules/bitwarden_billing_sync_token", "filter/fleet_report", "filter/prometheus_metrics")
 
 
 def answer_root_prompt(task):
