@@ -296,7 +296,7 @@ def render(meta, table):
         "|---:|---|---|---|---|---|---|---:|",
         "\n".join(targets),
         "",
-        "Controller CPU per host (ms; flat across N = linear cost):",
+        "CPU per host (ms; ansible and, over the local connection, the module processes; flat across N = linear cost):",
         "",
         "| run | " + " | ".join("N=%d" % size for size in sorted(table)) + " |",
         "|---|" + "---:|" * len(table),
