@@ -58,14 +58,16 @@ $(STAMP): requirements-dev.txt
 
 venv: $(STAMP)
 
-# sshd for the molecule SSH scenario, shellcheck for ansible-test sanity, promtool (Debian's prometheus package) for
-# the example alert rules' tests. Installed only when missing.
+# sshd for the molecule SSH scenario, shellcheck for ansible-test sanity, promtool and prometheus (Debian's prometheus
+# package) for the example alert rules' tests and the monitoring end-to-end test, which also runs Debian's
+# prometheus-node-exporter. Installed only when missing.
 $(SYSTEM_STAMP):
 	@mkdir -p $(CACHE)
 	@missing=""; \
 	  command -v shellcheck >/dev/null || missing="$$missing shellcheck"; \
 	  test -x /usr/sbin/sshd || missing="$$missing openssh-server"; \
-	  command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	  command -v promtool >/dev/null && command -v prometheus >/dev/null || missing="$$missing prometheus"; \
+	  command -v prometheus-node-exporter >/dev/null || missing="$$missing prometheus-node-exporter"; \
 	  if [ -n "$$missing" ]; then \
 	    if [ "$$(id -u)" != 0 ]; then echo "please install:$$missing (needs root)" >&2; exit 1; fi; \
 	    echo "== apt-get install$$missing"; \
