@@ -152,6 +152,15 @@ def secret_forms(secret):
     return set(form for form in forms if form)
 
 
+# What to put in a secret option found empty (the role checks its variables before, naming billing_sync_*).
+EMPTY_SECRET_FIX = {
+    "client_secret": "set it to the secret of the owner's personal API key whose id is client_id "
+                     "(role: billing_sync_client_secret)",
+    "access_token": "set it to a bearer token of the owner, or leave it out and set client_id and client_secret",
+    "billing_sync_token": "set it to the token itself (an empty value would remove the stored one)",
+}
+
+
 def check_token(name, value):
     """(token, warning) for a secret option: a non-empty string of printable ASCII, surrounding whitespace trimmed.
 
@@ -164,8 +173,7 @@ def check_token(name, value):
                          "not a token)" % (name, type(value).__name__))
     token = value.strip()
     if not token:
-        raise ValueError("%s must not be empty: set it to the token itself (an empty value would remove the stored "
-                         "one)" % name)
+        raise ValueError("%s must not be empty: %s" % (name, EMPTY_SECRET_FIX.get(name, "set it to the token itself")))
     bad = TOKEN_UNSAFE.search(token)
     if bad:
         raise ValueError("%s contains a control character, space or non-ASCII letter at position %d, which no "

@@ -130,7 +130,7 @@ def test_restart_that_never_comes_back_times_out_with_rollback_advice(sim_fleet)
 @pytest.mark.parametrize(
     "extra_vars, expected",
     [
-        ({"billing_sync_token": ""}, "set billing_sync_token"),
+        ({"billing_sync_token": ""}, "billing_sync_token is empty: put the billing sync token"),
         ({"billing_sync_client_id": "organization.3fa85f64-5717-4562-b3fc-2c963f66afa6"}, "billing_sync_client_id must be an owner"),
         ({"billing_sync_organization_id": "not-a-guid"}, "billing_sync_organization_id must be"),
         ({"billing_sync_install_dir": "/nonexistent/bitwarden"}, "No bitwarden.sh at /nonexistent/bitwarden, the directory that holds"),

@@ -228,7 +228,8 @@ def test_role_input_check_names_a_secret_that_is_no_string(fleet, tmp_path, secr
     playbook.write_text(
         "- hosts: bw-plain\n  gather_facts: false\n  tasks:\n"
         "    - name: preflight\n      ansible.builtin.include_role:\n"
-        "        name: selfhost.bitwarden.billing_sync\n        tasks_from: preflight\n", encoding="utf-8")
+        "        name: selfhost.bitwarden.billing_sync\n        tasks_from: inputs\n"
+        "      vars:\n        _billing_sync_entry_point: main\n", encoding="utf-8")
     run = run_playbook(playbook, fleet.inventory, extra_vars={"billing_sync_client_secret": secret})
     assert run.rc != 0
     (event,) = [event for event in run.results(host="bw-plain") if event["status"] == "failed"]
