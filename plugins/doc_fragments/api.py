@@ -62,7 +62,9 @@ options:
     type: path
   timeout:
     description:
-      - Seconds to wait for each HTTP response, from 1 to 86400.
+      - Seconds each HTTP request may take as a whole (connect, headers and body), from 1 to 86400. A server that
+        sends its answer a byte at a time is cut off there too.
+      - Answers are read up to 8 MiB; the API's are a few kB, so a larger one fails as not coming from the API.
     type: int
     default: 30
   retry_deadline:
@@ -72,6 +74,10 @@ options:
       - Requests that are not safe to repeat are not resent after a reset connection, a timeout or a 504.
       - From 0 (one attempt) to 86400. Answers that retrying cannot change (wrong credentials, TLS, DNS, HTTP 4xx) fail
         at once.
+      - The read-only modules (M(selfhost.bitwarden.bitwarden_drift), M(selfhost.bitwarden.bitwarden_sync_info)) retry
+        a refused connection only once, after a second, so that a report names a stopped server at once.
+        M(selfhost.bitwarden.bitwarden_wait_for_server) waits for a restarting one.
+      - The role sets it from C(billing_sync_retry_deadline).
     type: int
     default: 60
 notes:

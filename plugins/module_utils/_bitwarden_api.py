@@ -29,7 +29,13 @@ from urllib.parse import quote, quote_plus, urlencode, urlsplit, urlunsplit
 
 from ansible.module_utils.basic import env_fallback
 from ansible.module_utils.common.text.converters import to_native, to_text
-from ansible_collections.selfhost.bitwarden.plugins.module_utils._transport import Request, make_context
+from ansible_collections.selfhost.bitwarden.plugins.module_utils._transport import (
+    BodyTooLarge,
+    InsecureRedirect,
+    ProxyFailed,
+    Request,
+    make_context,
+)
 
 # Accepted by every server version; servers from 2026.3.0 require a System.Version-parsable value (contract 1.3).
 CLIENT_VERSION = "2026.8.0"
@@ -48,6 +54,12 @@ RETRY_IF_IDEMPOTENT = frozenset((504,))
 IDEMPOTENT_METHODS = frozenset(("GET", "HEAD", "PUT", "DELETE"))
 
 MASK = "********"
+# OpenSSL's words for a ClientHello answered in plain HTTP (1.1/3.0: wrong version number; 3.2+: record layer failure,
+# packet length too long; an HTTP server's "400 The plain HTTP request was sent to HTTPS port" is the reverse case).
+PLAIN_HTTP = re.compile(r"WRONG_VERSION_NUMBER|wrong version number|RECORD_LAYER_FAILURE|record layer failure|"
+                        r"PACKET_LENGTH_TOO_LONG|packet length too long|HTTP_REQUEST|http request", re.I)
+# A read-only module (a report) waits this long for a server that refuses connections, then reports it down.
+READ_ONLY_REFUSED_RETRIES = 1
 MAX_SECONDS = 86400  # a day: more is a typo (and far more makes the socket layer raise a raw OverflowError)
 # Path ends that mean server_url points below the base URL (the modules add /api and /identity themselves).
 SERVICE_PATHS = ("/api", "/identity", "/admin", "/alive", "/connect/token", "/vault")
@@ -56,6 +68,7 @@ TOKEN_UNSAFE = re.compile(r"[^\x21-\x7e]")
 HEADER_UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 USER_TYPES = {0: "Owner", 1: "Admin", 2: "User", 4: "Custom"}  # OrganizationUserType (contract 1.7)
+NOT_JSON = object()  # a body that does not parse as JSON (see BitwardenClient.not_json)
 
 
 def api_argument_spec():
@@ -283,21 +296,41 @@ def _retry_after_seconds(headers):
 
 
 def _classify_exception(exc):
-    """('refused' | 'reset' | 'timeout' | 'tls' | 'dns' | 'other', text) for a transport failure."""
-    reason = exc.reason if isinstance(exc, URLError) and not isinstance(exc, HTTPError) else exc
+    """(kind, text, proxy) for a transport failure: kind is 'refused' | 'reset' | 'timeout' | 'tls' | 'plain_http' |
+    'dns' | 'other'; proxy the proxy URL when the connection to the environment's proxy failed, else None."""
+    proxy = None
+    reason = exc
+    while isinstance(reason, URLError) and not isinstance(reason, HTTPError) and isinstance(reason.reason, BaseException):
+        if isinstance(reason, ProxyFailed):
+            proxy = reason.proxy
+        reason = reason.reason
     text = to_native(reason)
+    kind = _kind(reason, text)
+    return kind, text, proxy
+
+
+def _kind(reason, text):
+    if isinstance(reason, ssl.SSLError) and PLAIN_HTTP.search(text):
+        return "plain_http"
     if isinstance(reason, (ssl.SSLError, ssl.CertificateError)) or "CERTIFICATE_VERIFY_FAILED" in text:
-        return "tls", text
+        return "tls"
     if isinstance(reason, ConnectionRefusedError):
-        return "refused", text
+        return "refused"
     if isinstance(reason, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError, http.client.RemoteDisconnected,
                            http.client.IncompleteRead)):
-        return "reset", text
+        return "reset"
     if isinstance(reason, (socket.timeout, TimeoutError)):
-        return "timeout", text
+        return "timeout"
     if isinstance(reason, socket.gaierror):
-        return "dns", text
-    return "other", text
+        return "dns"
+    return "other"
+
+
+def _first_bytes(raw):
+    """The start of an unexpected body as printable text, for a message: control characters and markup runs shortened."""
+    text = to_text(raw[:200], errors="replace")
+    text = re.sub(r"\s+", " ", re.sub(r"[\x00-\x1f\x7f-\x9f]", " ", text)).strip()
+    return text[:80] + ("..." if len(text) > 80 or len(raw) > 200 else "")
 
 
 def _is_html(headers, raw):
@@ -329,10 +362,15 @@ def _server_message(data, raw):
 
 
 class BitwardenClient:
-    """HTTP client bound to one AnsibleModule: connection options, token, retries, error messages."""
+    """HTTP client bound to one AnsibleModule: connection options, token, retries, error messages.
 
-    def __init__(self, module):
+    ``read_only``: the module only reads (a report or a drift check); a refused connection is retried once, briefly,
+    instead of until ``retry_deadline``: nothing listens, and a report should name the host at once, not wait for it.
+    """
+
+    def __init__(self, module, read_only=False):
         self.module = module
+        self.read_only = read_only
         params = module.params
         self._secrets = set()
         # Register what was given before anything can fail, so that no message below can show it.
@@ -426,30 +464,20 @@ class BitwardenClient:
             raise BitwardenApiError("ca_path %s could not be loaded as PEM CA certificates (%s): set ca_path to the "
                                     "PEM file of the CA that signed the server's certificate" % (self.ca_path, to_native(exc)))
 
-    def _open_once(self, method, url, data, headers):
-        """One HTTP exchange: (status, raw body, headers) or a transport exception."""
+    def _open_once(self, method, url, data, headers, timeout):
+        """One HTTP exchange within ``timeout`` seconds (connect, headers and body): (status, raw body, headers) or a
+        transport exception."""
         if self._http is None:
             self._http = Request(http_agent="selfhost.bitwarden", tls_context=self._tls_context)
         self.requests += 1
-        try:
-            # The timeout goes with each request: the Request is shared and a caller may shorten it between requests.
-            response = self._http.open(method, url, data=data, headers=headers, timeout=self.timeout)
-            try:
-                return response.getcode(), response.read(), response.headers
-            finally:
-                response.close()
-        except HTTPError as exc:
-            try:
-                body = exc.read()
-            except Exception:  # pylint: disable=broad-except  # a body that cannot be read is just empty
-                body = b""
-            return exc.code, body, exc.headers
+        return self._http.exchange(method, url, data=data, headers=headers, timeout=timeout)
 
     def send(self, method, path, body=None, form=None, auth=True, idempotent=None, expect=(200,), deadline=None):
         """Send one API request with retries; return a Response or raise BitwardenApiError.
 
         ``idempotent`` defaults to the HTTP method's nature; pass True for a POST that is safe to repeat.
-        ``deadline`` overrides ``retry_deadline`` (0: a single attempt).
+        ``deadline`` overrides ``retry_deadline`` (0: a single attempt). Each attempt gets ``timeout`` seconds for
+        connect, headers and body; a retry gets at most what is left of the larger of ``deadline`` and ``timeout``.
         """
         if deadline is None:
             deadline = self.retry_deadline
@@ -473,21 +501,39 @@ class BitwardenClient:
                                         "access_token?): it was not sent; remove the character" % (name, method, path))
 
         started = time.monotonic()
+        budget_end = started + max(deadline, self.timeout)
         attempt = 0
         while True:
             attempt += 1
-            status, raw, resp_headers, kind, text = None, b"", None, None, None
+            status, raw, resp_headers, kind, text, proxy = None, b"", None, None, None, None
             try:
-                status, raw, resp_headers = self._open_once(method, url, data, headers)
+                status, raw, resp_headers = self._open_once(method, url, data, headers,
+                                                            max(0.1, min(self.timeout, budget_end - time.monotonic())))
+            except BodyTooLarge as exc:
+                raise BitwardenApiError(
+                    "%s %s: %s sent %s, where the Bitwarden API answers a few kB: server_url or a proxy in front of the "
+                    "server does not lead to the API; check server_url" % (method, path, self.server_url, exc))
+            except InsecureRedirect as exc:
+                raise BitwardenApiError(
+                    "%s %s was redirected from https to plain http (%s): not followed, the request would travel "
+                    "unencrypted. Set server_url to the https address the server answers on, or fix the redirect in its "
+                    "reverse proxy" % (method, path, self.scrub(exc.location)))
             except (URLError, OSError, http.client.HTTPException, ValueError) as exc:
-                kind, text = _classify_exception(exc)
+                kind, text, proxy = _classify_exception(exc)
+            if kind == "plain_http":
+                raise BitwardenApiError(
+                    "%s does not speak TLS on this port: the server speaks plain HTTP on this port (%s): use http:// or "
+                    "the TLS port in server_url" % (self.server_url, text))
+            if proxy and kind in ("dns", "tls"):
+                kind = "other"  # the proxy's host or the proxy itself failed, not the server
             if kind == "tls":
                 raise BitwardenApiError(
                     "TLS verification of %s failed (%s): set ca_path to the CA certificate that signed the "
                     "server's certificate, or validate_certs=false only for a test server" % (self.server_url, text))
             if kind == "dns":
                 raise BitwardenApiError("cannot resolve the host of %s (%s): check server_url" % (self.server_url, text))
-            retryable = (kind == "refused" or status in RETRY_ALWAYS
+            refused_retry = kind == "refused" and not (self.read_only and attempt > READ_ONLY_REFUSED_RETRIES)
+            retryable = (refused_retry or status in RETRY_ALWAYS
                          or (idempotent and (kind in ("reset", "timeout") or status in RETRY_IF_IDEMPOTENT)))
             if retryable:
                 wait = _retry_after_seconds(resp_headers) if status in (429, 503) else None
@@ -496,6 +542,13 @@ class BitwardenClient:
                 if time.monotonic() - started + wait <= deadline:
                     time.sleep(wait)
                     continue
+            if kind is not None and proxy:
+                raise BitwardenApiError(
+                    "%s %s: the proxy %s (from the https_proxy/http_proxy environment) %s after %d attempt(s) in %.0f s "
+                    "(%s): the server was not reached. Check the proxy, or add the server's host to no_proxy"
+                    % (method, path, proxy, {"refused": "refused the connection", "reset": "dropped the connection",
+                                             "timeout": "did not answer within %g s" % round(self.timeout, 1)}.get(kind, "failed"),
+                       attempt, time.monotonic() - started, self.scrub(text)), ambiguous=kind in ("reset", "timeout"))
             if kind is not None:
                 raise BitwardenApiError(
                     "%s %s: %s after %d attempt(s) in %.0f s (%s): check that the server is running and server_url "
@@ -506,26 +559,38 @@ class BitwardenClient:
             if _is_html(resp_headers, raw) and status not in RETRY_ALWAYS and status not in RETRY_IF_IDEMPOTENT:
                 raise BitwardenApiError(
                     "%s answered %s %s with a web page (HTTP %d), not the Bitwarden API: set server_url to the server's "
-                    "base URL, like https://bitwarden.example.com (no path such as /api or /#/)"
-                    % (self.server_url, method, path, status), status=status)
+                    "base URL, like https://bitwarden.example.com (no path such as /api or /#/), and check any proxy or "
+                    "captive portal in front of it (it sent %s titled %r)"
+                    % (self.server_url, method, path, status, self.scrub(resp_headers.get("Content-Type") or "no Content-Type"),
+                       self.scrub(_server_message(None, raw) or "")), status=status)
             response = Response(status, self._decode(raw), resp_headers)
             if status in expect:
+                if response.data is NOT_JSON:
+                    raise self.not_json(method, path, status, raw, resp_headers)
                 return response
             raise self._http_error(method, path, response, raw, attempt, started)
 
     def _decode(self, raw):
         if not raw:
             return None
-        text = to_text(raw, errors="replace")
         try:
-            data = json.loads(text)
-        except ValueError:
-            return text
-        return data
+            return json.loads(to_text(raw, errors="strict"))
+        except (ValueError, UnicodeError):
+            return NOT_JSON
+
+    def not_json(self, method, path, status, raw, headers):
+        """An answer the API never gives (every route answers JSON): whoever sent it is named, it is never a state."""
+        content_type = (headers.get("Content-Type") if headers else None) or "no Content-Type"
+        return BitwardenApiError(
+            "%s %s: %s answered HTTP %d with %s that is not JSON (%s bytes: %r): that is not the Bitwarden API but "
+            "something in front of it (a captive portal, a proxy's or a web server's page). Check server_url and the "
+            "proxy settings (https_proxy/no_proxy) of the host the module runs on"
+            % (method, path, self.server_url, status, self.scrub(content_type), len(raw), self.scrub(_first_bytes(raw))),
+            status=status)
 
     def _http_error(self, method, path, response, raw, attempt, started):
         status = response.status
-        message = _server_message(response.data, raw)
+        message = _server_message(None if response.data is NOT_JSON else response.data, raw)
         message = self.scrub(message) if message else None
         said = (": %s" % message) if message else ""
         ambiguous = status in (500, 504)
@@ -552,6 +617,10 @@ class BitwardenClient:
         elif status == 400 and message and message.startswith("Cloud communication is disabled"):
             msg = ("cloud communication is disabled on the running server (%s): run selfhost.bitwarden.bitwarden_cloud_comm "
                    "and restart the server (bitwarden.sh restart)" % message)
+        elif 300 <= status < 400:
+            location = response.headers.get("Location") if response.headers else None
+            msg = ("%s %s was redirected (HTTP %d) to %s: a write is never sent on to another address. Set server_url to "
+                   "the address the server answers on" % (method, path, status, self.scrub(location or "no Location")))
         elif status == 500:
             msg = ("%s %s: the server failed with an internal error (500%s); its api log (bwdata/logs/api/Api/) "
                    "has the details" % (method, path, said))
@@ -750,8 +819,14 @@ class BitwardenClient:
         }
 
     def cloud_communication_enabled(self):
-        data = self.send("GET", "/api/organizations/connections/enabled").data
-        return data is True or (isinstance(data, str) and data.lower() == "true")
+        """The running server's setting; anything but a JSON true or false is an error, never a state."""
+        path = "/api/organizations/connections/enabled"
+        data = self.send("GET", path).data
+        if not isinstance(data, bool):
+            raise BitwardenApiError("GET %s: %s answered %s where the Bitwarden API answers true or false: check "
+                                    "server_url and any proxy in front of the server"
+                                    % (path, self.server_url, self.scrub(_first_bytes(json.dumps(data).encode()))))
+        return data
 
 
 def public_connection(connection):

@@ -236,7 +236,7 @@ def main():
     params = module.params
     check_client_id(module, params["client_id"])
     # The client checks server_url, ca_path and the secrets where they enter, before anything is read or sent.
-    client = BitwardenClient(module)
+    client = BitwardenClient(module, read_only=True)
     token = client.take_secret("billing_sync_token", params["billing_sync_token"])
     plan = _cloud_comm.plan(module, params["bwdata_path"], params["env_file"], params["region"], True, params["install_user"],
                             params["deployment"], params["compose_dir"])

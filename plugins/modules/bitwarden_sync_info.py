@@ -190,7 +190,7 @@ def main():
     argument_spec = api_argument_spec()
     argument_spec.update(organization_id=dict(type="str"))
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **api_module_kwargs())
-    client = BitwardenClient(module)
+    client = BitwardenClient(module, read_only=True)
     now = datetime.datetime.now(datetime.timezone.utc)
     try:
         environment = ci_get(client.server_config() or {}, "environment") or {}

@@ -115,11 +115,15 @@ class FakeRequest:
         self.tls_context = tls_context
         self.context = None
 
-    def open(self, method, url, data=None, headers=None, timeout=None):
+    def exchange(self, method, url, data=None, headers=None, timeout=None):
         # Like the real transport: the TLS context is made once, at the first https request.
         if url.startswith("https://") and self.context is None:
             self.context = self.tls_context()
-        return self.server(url, data=data, headers=headers, method=method, timeout=timeout, context=self.context)
+        try:
+            response = self.server(url, data=data, headers=headers, method=method, timeout=timeout, context=self.context)
+        except HTTPError as exc:
+            return exc.code, exc.read(), exc.headers
+        return response.getcode(), response.read(), response.headers
 
 
 class FakeServer:

@@ -277,7 +277,7 @@ def test_500_is_not_retried_even_for_get(fake_server):
 
 @pytest.mark.parametrize("exc", [
     URLError(ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed")),
-    ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number"),
+    ssl.SSLError(1, "[SSL: UNSUPPORTED_PROTOCOL] unsupported protocol"),
 ])
 def test_tls_errors_point_at_ca_path(fake_server, exc):
     server = fake_server([token_call(raises=exc)])

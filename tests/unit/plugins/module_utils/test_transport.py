@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
+import socket
 import ssl
 import threading
+import time
 
-from urllib.error import HTTPError, URLError
+from urllib.error import URLError
 
 import pytest
 
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.selfhost.bitwarden.plugins.module_utils import _bitwarden_api as api
 from ansible_collections.selfhost.bitwarden.plugins.module_utils import _transport
+
+from helpers.module_args import patch_module_args
 
 from helpers.connect_proxy import proxy_server
 from helpers.sim import SIM_ROOT  # noqa: F401  pylint: disable=unused-import
@@ -77,10 +84,10 @@ def fixture_no_proxy_env(monkeypatch):
 def test_post_sends_body_headers_and_agent(no_proxy_env):
     server, url, seen = serve()
     try:
-        response = _transport.Request(http_agent="selfhost.bitwarden", tls_context=no_tls).open(
+        status, body, headers = _transport.Request(http_agent="selfhost.bitwarden", tls_context=no_tls).exchange(
             "POST", url + "/api/x", data='{"a": "é"}', headers={"Content-Type": "application/json"}, timeout=5)
-        assert response.getcode() == 200 and response.read() == b'{"ok": true}'
-        assert response.headers["Content-Type"] == "application/json"
+        assert status == 200 and body == b'{"ok": true}'
+        assert headers["Content-Type"] == "application/json"
     finally:
         server.shutdown()
     method, path, headers, body = seen[0]
@@ -88,12 +95,11 @@ def test_post_sends_body_headers_and_agent(no_proxy_env):
     assert headers["User-Agent"] == "selfhost.bitwarden"
 
 
-def test_an_error_status_is_raised_with_its_body(no_proxy_env):
+def test_an_error_status_comes_back_with_its_body(no_proxy_env):
     server, url, dummy = serve()
     try:
-        with pytest.raises(HTTPError) as info:
-            _transport.Request(http_agent="t", tls_context=no_tls).open("GET", url + "/fail", timeout=5)
-        assert info.value.code == 400 and info.value.read() == b'{"ok": true}'
+        status, body, dummy = _transport.Request(http_agent="t", tls_context=no_tls).exchange("GET", url + "/fail", timeout=5)
+        assert status == 400 and body == b'{"ok": true}'
     finally:
         server.shutdown()
 
@@ -103,8 +109,8 @@ def test_get_follows_a_redirect_without_the_bearer_token_to_another_host(no_prox
     server, url, seen = serve(target=other_url.replace("127.0.0.1", "localhost"))
     try:
         request = _transport.Request(http_agent="t", tls_context=no_tls)
-        response = request.open("GET", url + "/moved", headers={"Authorization": "Bearer s3cret"}, timeout=5)
-        assert response.getcode() == 200
+        status, dummy, dummy = request.exchange("GET", url + "/moved", headers={"Authorization": "Bearer s3cret"}, timeout=5)
+        assert status == 200
     finally:
         server.shutdown()
         other.shutdown()
@@ -116,9 +122,8 @@ def test_a_write_is_never_redirected(no_proxy_env):
     other, other_url, other_seen = serve()
     server, url, dummy = serve(target=other_url)
     try:
-        with pytest.raises(HTTPError) as info:
-            _transport.Request(http_agent="t", tls_context=no_tls).open("POST", url + "/moved", data="{}", timeout=5)
-        assert info.value.code == 302
+        status, dummy, headers = _transport.Request(http_agent="t", tls_context=no_tls).exchange("POST", url + "/moved", data="{}", timeout=5)
+        assert status == 302 and headers["Location"] == other_url + "/landed"
     finally:
         server.shutdown()
         other.shutdown()
@@ -129,9 +134,9 @@ def test_tls_is_verified_against_ca_path_only(certs, no_proxy_env):
     server, url, dummy = serve(tls_paths=certs["trusted"])
     try:
         context = _transport.make_context(cafile=certs["trusted"]["ca.pem"])
-        assert _transport.Request(http_agent="t", tls_context=lambda: context).open("GET", url + "/alive", timeout=5).getcode() == 200
+        assert _transport.Request(http_agent="t", tls_context=lambda: context).exchange("GET", url + "/alive", timeout=5)[0] == 200
         with pytest.raises(URLError) as info:
-            _transport.Request(http_agent="t", tls_context=_transport.make_context).open("GET", url + "/alive", timeout=5)
+            _transport.Request(http_agent="t", tls_context=_transport.make_context).exchange("GET", url + "/alive", timeout=5)
         assert isinstance(info.value.reason, ssl.SSLError)
     finally:
         server.shutdown()
@@ -141,7 +146,7 @@ def test_validate_certs_false_accepts_any_certificate(certs, no_proxy_env):
     server, url, dummy = serve(tls_paths=certs["untrusted"])
     try:
         context = _transport.make_context(cafile=certs["trusted"]["ca.pem"], validate_certs=False)
-        assert _transport.Request(http_agent="t", tls_context=lambda: context).open("GET", url + "/alive", timeout=5).getcode() == 200
+        assert _transport.Request(http_agent="t", tls_context=lambda: context).exchange("GET", url + "/alive", timeout=5)[0] == 200
     finally:
         server.shutdown()
 
@@ -152,7 +157,7 @@ def test_https_goes_through_the_environment_proxy(certs, monkeypatch, no_proxy_e
     monkeypatch.setenv("https_proxy", "http://" + proxy)
     try:
         context = _transport.make_context(cafile=certs["trusted"]["ca.pem"])
-        assert _transport.Request(http_agent="t", tls_context=lambda: context).open("GET", url + "/alive", timeout=5).getcode() == 200
+        assert _transport.Request(http_agent="t", tls_context=lambda: context).exchange("GET", url + "/alive", timeout=5)[0] == 200
     finally:
         server.shutdown()
     assert proxy_seen[0].startswith("CONNECT 127.0.0.1:%d " % server.server_address[1])
@@ -171,7 +176,283 @@ def test_the_tls_context_is_made_once_at_the_first_https_request(certs, no_proxy
         request = _transport.Request(http_agent="t", tls_context=tls_context)
         assert not made
         for unused in range(2):
-            assert request.open("GET", url + "/alive", timeout=5).getcode() == 200
+            assert request.exchange("GET", url + "/alive", timeout=5)[0] == 200
     finally:
         server.shutdown()
     assert len(made) == 1
+
+
+# -- issue 22 items 4, 6, 13 and issue 25 item 5: redirects, deadlines, size limit, proxies, messages ------------------
+
+ACCESS = "eyJ.transport-test-access-token.sig"
+
+
+def raw_server(script):
+    """A TCP server on 127.0.0.1 that reads a request head, then lets ``script(conn, stop)`` answer; stop() ends it."""
+    stop = threading.Event()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(5)
+    listener.settimeout(0.2)
+
+    def handle(conn):
+        try:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            script(conn, stop)
+        except OSError:
+            pass  # the client gave up: what the tests want
+        finally:
+            conn.close()
+
+    def accept():
+        while not stop.is_set():
+            try:
+                conn, dummy = listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+
+    def close():
+        stop.set()
+        listener.close()
+    return "http://127.0.0.1:%d" % listener.getsockname()[1], close
+
+
+def trickle(head, body=b"", every=0.05):
+    """Send ``head`` at once and then ``body`` a byte at a time (or, with an empty body, the head itself that way)."""
+    def script(conn, stop):
+        fast, slow = (head, body) if body else (b"", head)
+        conn.sendall(fast)
+        for index in range(len(slow)):
+            if stop.is_set():
+                return
+            conn.sendall(slow[index:index + 1])
+            time.sleep(every)
+    return script
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def answer_server(routes):
+    """An HTTP server answering ``routes``: path -> (status, headers, body)."""
+    class Handler(http.server.BaseHTTPRequestHandler):
+        seen = []
+
+        def _answer(self):
+            self.seen.append((self.command, self.path, dict(self.headers)))
+            status, headers, body = routes[self.path]
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _answer  # noqa: N815  pylint: disable=invalid-name
+
+        def log_message(self, *args):  # pylint: disable=arguments-differ
+            pass
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, "http://127.0.0.1:%d" % server.server_address[1], Handler.seen
+
+
+@pytest.fixture(name="client")
+def fixture_client():
+    """client(server_url, read_only=False, **options): a BitwardenClient on the real transport."""
+    with contextlib.ExitStack() as stack:
+        def make(url, read_only=False, **options):
+            args = dict({"server_url": url, "access_token": ACCESS, "timeout": 5, "retry_deadline": 0}, **options)
+            stack.enter_context(patch_module_args(args))
+            module = AnsibleModule(argument_spec=api.api_argument_spec(), supports_check_mode=True, **api.api_module_kwargs())
+            return api.BitwardenClient(module, read_only=read_only)
+        yield make
+
+
+@pytest.mark.parametrize("old, new, keeps", [
+    ("https://bw.example.test/api/x", "https://bw.example.test/api/y", True),
+    ("https://bw.example.test/api/x", "https://bw.example.test:443/api/y", True),
+    ("http://bw.example.test/api/x", "https://bw.example.test/api/y", True),   # a server that forces https
+    ("https://bw.example.test/api/x", "http://bw.example.test/api/y", False),  # the downgrade of issue 22 item 4
+    ("https://bw.example.test/api/x", "http://bw.example.test:443/api/y", False),
+    ("https://bw.example.test/api/x", "https://bw.example.test:8443/api/y", False),
+    ("https://bw.example.test/api/x", "https://other.example.test/api/y", False),
+    ("http://bw.example.test:8080/api/x", "https://bw.example.test/api/y", False),
+])
+def test_only_the_same_origin_or_an_upgrade_keeps_the_token(old, new, keeps):
+    assert _transport.keeps_credentials(old, new) is keeps
+
+
+def test_a_get_redirected_from_https_to_http_is_refused_and_the_token_never_sent(certs, client, no_proxy_env):
+    plain, plain_url, plain_seen = serve()
+    server, url, seen = serve(tls_paths=certs["trusted"], target=plain_url)
+    try:
+        with pytest.raises(api.BitwardenApiError) as info:
+            client(url, ca_path=certs["trusted"]["ca.pem"]).send("GET", "/moved")
+    finally:
+        server.shutdown()
+        plain.shutdown()
+    assert "redirected from https to plain http (%s/landed): not followed" % plain_url in info.value.msg
+    assert seen[0][2]["Authorization"] == "Bearer " + ACCESS and not plain_seen
+
+
+def test_a_post_redirect_names_its_target(client, no_proxy_env):
+    other, other_url, other_seen = serve()
+    server, url, dummy = serve(target=other_url)
+    try:
+        with pytest.raises(api.BitwardenApiError) as info:
+            client(url).send("POST", "/moved", body={})
+    finally:
+        server.shutdown()
+        other.shutdown()
+    assert "POST /moved was redirected (HTTP 302) to %s/landed: a write is never sent on" % other_url in info.value.msg
+    assert not other_seen
+
+
+def test_trickling_headers_end_at_the_deadline(no_proxy_env):
+    url, close = raw_server(trickle(b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 2000 + b"\r\n\r\n"))
+    try:
+        with pytest.raises(_transport.DeadlineExceeded):
+            _transport.Request(http_agent="t", tls_context=no_tls).exchange("GET", url + "/api/alive", timeout=1)
+    finally:
+        close()
+
+
+def test_a_trickling_body_ends_at_the_deadline(no_proxy_env):
+    url, close = raw_server(trickle(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2002\r\n\r\n",
+                                    b'"' + b"a" * 2000 + b'"'))
+    try:
+        with pytest.raises(_transport.DeadlineExceeded):
+            _transport.Request(http_agent="t", tls_context=no_tls).exchange("GET", url + "/api/alive", timeout=1)
+    finally:
+        close()
+
+
+def test_a_trickling_server_gets_one_timeout_per_attempt_in_the_client_message(client, no_proxy_env):
+    url, close = raw_server(trickle(b"HTTP/1.1 200 OK\r\nContent-Length: 2002\r\n\r\n", b'"' + b"a" * 2000 + b'"'))
+    try:
+        with pytest.raises(api.BitwardenApiError) as info:
+            client(url, timeout=1).send("GET", "/api/alive", auth=False)
+    finally:
+        close()
+    assert "GET /api/alive: no answer within 1 s after 1 attempt(s)" in info.value.msg
+
+
+@pytest.mark.parametrize("head", [
+    b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (_transport.MAX_BODY + 1),  # says so at once
+    b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n",                                 # no length: counted while read
+])
+def test_a_body_beyond_the_limit_is_not_read(head, client, no_proxy_env):
+    def script(conn, stop):
+        conn.sendall(head)
+        block = b"x" * 65536
+        for dummy in range(_transport.MAX_BODY // len(block) + 2):
+            if stop.is_set():
+                return
+            conn.sendall(block)
+    url, close = raw_server(script)
+    try:
+        with pytest.raises(api.BitwardenApiError) as info:
+            client(url).send("GET", "/api/organizations", auth=False)
+    finally:
+        close()
+    assert "sent the answer is larger than 8 MiB, where the Bitwarden API answers a few kB" in info.value.msg
+
+
+@pytest.mark.parametrize("status, content_type, body, shown", [
+    (200, "text/plain", b"Please sign in to the guest network", "text/plain that is not JSON (35 bytes: 'Please sign in"),
+    (200, None, b"OK\x00\x1b[31m", "no Content-Type that is not JSON (8 bytes: 'OK [31m')"),
+])
+def test_a_non_json_answer_names_what_answered_and_is_never_a_state(client, no_proxy_env, status, content_type, body, shown):
+    headers = {"Content-Type": content_type} if content_type else {}
+    server, url, dummy = answer_server({"/api/organizations/connections/enabled": (status, headers, body)})
+    try:
+        with pytest.raises(api.BitwardenApiError) as info:
+            client(url).cloud_communication_enabled()
+    finally:
+        server.shutdown()
+    assert "GET /api/organizations/connections/enabled: %s answered HTTP %d with %s" % (url, status, shown) in info.value.msg
+    assert "a captive portal" in info.value.msg
+
+
+@pytest.mark.parametrize("body, expected", [(b"false", False), (b"true", True)])
+def test_cloud_communication_is_read_from_json_only(client, no_proxy_env, body, expected):
+    server, url, dummy = answer_server({"/api/organizations/connections/enabled": (200, {"Content-Type": "application/json"}, body)})
+    try:
+        assert client(url).cloud_communication_enabled() is expected
+    finally:
+        server.shutdown()
+
+
+def test_a_json_answer_other_than_a_boolean_is_an_error(client, no_proxy_env):
+    server, url, dummy = answer_server({"/api/organizations/connections/enabled": (200, {}, b'{"status": "ok"}')})
+    try:
+        with pytest.raises(api.BitwardenApiError) as info:
+            client(url).cloud_communication_enabled()
+    finally:
+        server.shutdown()
+    assert "answered {\"status\": \"ok\"} where the Bitwarden API answers true or false" in info.value.msg
+
+
+def test_https_against_a_plain_http_port_says_so(client, no_proxy_env):
+    server, url, dummy = serve()
+    tls_url = url.replace("http://", "https://")
+    try:
+        with pytest.raises(api.BitwardenApiError) as info:
+            client(tls_url).send("GET", "/alive", auth=False)
+    finally:
+        server.shutdown()
+    assert "the server speaks plain HTTP on this port" in info.value.msg and "use http:// or the TLS port" in info.value.msg
+    assert "ca_path" not in info.value.msg
+
+
+def test_a_dead_proxy_is_named_not_the_server(client, monkeypatch, no_proxy_env):
+    server, url, seen = serve()
+    dead = free_port()
+    monkeypatch.setenv("http_proxy", "http://squid:pr0xy-pass@127.0.0.1:%d" % dead)
+    try:
+        with pytest.raises(api.BitwardenApiError) as info:
+            client(url).send("GET", "/alive", auth=False)
+    finally:
+        server.shutdown()
+    assert ("GET /alive: the proxy http://********@127.0.0.1:%d (from the https_proxy/http_proxy environment) refused the "
+            "connection" % dead) in info.value.msg
+    assert "pr0xy-pass" not in info.value.msg and not seen
+
+
+@pytest.mark.parametrize("no_proxy", ["127.0.0.0/8", "10.0.0.0/8, 127.0.0.1/32", "::1/128,127.0.0.0/24"])
+def test_no_proxy_in_cidr_form_is_honoured(monkeypatch, no_proxy_env, no_proxy):
+    server, url, seen = serve()
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:%d" % free_port())
+    monkeypatch.setenv("no_proxy", no_proxy)
+    try:
+        assert _transport.Request(http_agent="t", tls_context=no_tls).exchange("GET", url + "/alive", timeout=5)[0] == 200
+    finally:
+        server.shutdown()
+    assert seen[0][1] == "/alive"
+
+
+def test_a_cidr_no_proxy_does_not_cover_host_names_or_other_networks():
+    assert not _transport.no_proxy_cidr_match("bw.example.test", "127.0.0.0/8")
+    assert not _transport.no_proxy_cidr_match("192.168.1.5", "10.0.0.0/8,bad/cidr")
+    assert _transport.no_proxy_cidr_match("[::1]", "::1/128")
+
+
+def test_a_read_only_client_reports_a_refused_connection_after_one_short_retry(client, no_proxy_env):
+    url = "http://127.0.0.1:%d" % free_port()
+    with pytest.raises(api.BitwardenApiError) as info:
+        client(url, read_only=True, retry_deadline=600).send("GET", "/api/config", auth=False)
+    assert "GET /api/config: connection refused after 2 attempt(s)" in info.value.msg
