@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from bwsim import apilog
 from synchelpers import EU_LINES, GENERIC, LINE_RE, api_log, enable_cloud, prepare, sync
 
 
@@ -96,7 +97,11 @@ def test_wrong_billing_sync_key(api):
     assert (response.status_code, response.json()["message"]) == (400, GENERIC)
     log = api_log(api)
     url = f"https://api.bitwarden.com/licenses/organization/{api.state['cloud_organization_id']}"
-    assert f"[ERR] Request to {url} is unsuccessful with status of BadRequest-Bad Request: Invalid Billing Sync Key\n (00000000)\n" in log
+    # {Message} quotes the strings; the ErrorResponse ends with a line break, so its closing quote and the event id
+    # (a hash of the template) open the next line.
+    hash_ = "%08x" % apilog.event_id(apilog.REQUEST_UNSUCCESSFUL)
+    assert (f'[ERR] Request to "{url}" is unsuccessful with status of BadRequest-"Bad Request": '
+            f'"Invalid Billing Sync Key\n" ({hash_})\n') in log
     assert LINE_RE.match(log)
     conn = api.call("GET", f"/api/organizations/connections/{api.org}/1", api.tok).json()
     assert conn["config"]["LastLicenseSync"] is None
@@ -109,11 +114,13 @@ def test_custom_cloud_url_is_unreachable(api):
     assert sync(api).json()["message"] == GENERIC
     log = api_log(api)
     inst = api.state["installation_id"]
-    assert "[ERR] Unable to authenticate with identity server. (00003033)\n" \
+    assert f"[ERR] Unable to authenticate with identity server. ({apilog.event_id(apilog.AUTH_FAILED):08x})\n" \
            "System.Net.Http.HttpRequestException: Name or service not known (identity.example.com:443)\n" in log
-    assert f"[ERR] Empty token response from https://identity.example.com/ for client installation.{inst} (00000000)\n" in log
-    assert ("[ERR] Unable to send GET request to https://api.bitwarden.com/licenses/organization/"
-            f"{api.state['cloud_organization_id']} because an access token was unable to be obtained (00000000)\n") in log
+    assert (f'[ERR] Empty token response from https://identity.example.com/ for client "installation.{inst}" '
+            f"({apilog.event_id(apilog.TOKEN_EMPTY):08x})\n") in log
+    assert ('[ERR] Unable to send "GET" request to "https://api.bitwarden.com/licenses/organization/'
+            f'{api.state["cloud_organization_id"]}" because an access token was unable to be obtained '
+            f"({apilog.event_id(apilog.NO_TOKEN):08x})\n") in log
 
 
 @pytest.mark.instance("eu-mismatch")
@@ -123,8 +130,8 @@ def test_region_mismatch(api):
     prepare(api)
     assert sync(api).json()["message"] == GENERIC
     inst = api.state["installation_id"]
-    assert (f"[ERR] Unsuccessful token response from https://identity.bitwarden.com/ for client installation.{inst} "
-            "with status BadRequest-Bad Request (00000000)\n") in api_log(api)
+    assert (f'[ERR] Unsuccessful token response from https://identity.bitwarden.com/ for client "installation.{inst}" '
+            f'with status BadRequest-"Bad Request" ({apilog.event_id(apilog.TOKEN_UNSUCCESSFUL):08x})\n') in api_log(api)
 
 
 @pytest.mark.instance("eu-ok")
@@ -143,7 +150,7 @@ def test_token_from_one_cloud_not_accepted_by_the_other(api):
     prepare(api)
     assert sync(api).json()["message"] == GENERIC
     url = f"https://api.bitwarden.com/licenses/organization/{api.state['cloud_organization_id']}"
-    assert f"[ERR] Failed to send to {url}. (0000302e)\nSystem.Text.Json.JsonException" in api_log(api)
+    assert f'[ERR] Failed to send to "{url}". ({apilog.event_id(apilog.SEND_FAILED):08x})\nSystem.Text.Json.JsonException' in api_log(api)
 
 
 @pytest.mark.instance("order")

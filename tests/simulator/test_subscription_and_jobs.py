@@ -10,15 +10,18 @@ Upstream, checked at server v2026.8.0:
 * GET /api/config from v2022.10.0 (contract 8);
 * src/Api/Jobs/JobsHostedService.cs + src/Core/Jobs/JobListener.cs: SelfHostedSponsorshipSyncJob registered at api start
   only with cloud communication on, first run start + 0-23 h, then every 24 h; "Starting/Finished job ..." lines with
-  Constants.BypassFiltersEventId (12482444 = 0x00be778c); the cloud is called only with local sponsorships (contract 4.1).
+  Constants.BypassFiltersEventId, which the file log replaces with the template's hash (Serilog.Extensions.Logging.File
+  EventIdEnricher); the cloud is called only with local sponsorships (contract 4.1).
 """
 
 import datetime
 import json
 import os
+import re
 
 import pytest
 
+from bwsim import apilog
 from synchelpers import api_log, enable_cloud, prepare, sync
 
 JOB = "SelfHostedSponsorshipSyncJob"
@@ -146,8 +149,11 @@ def test_job_schedule_and_no_sponsorships(api):
     result = api.fleet.client.run_job(api.name, JOB)
     assert result["sponsorship_last_sync"] is None
     log = api_log(api)
-    assert f"[INF] Starting job {JOB} at " in log and f"[INF] Finished job {JOB} at " in log
-    assert "(00be778c)" in log
+    assert f'[INF] Starting job "{JOB}" at ' in log and f'[INF] Finished job "{JOB}" at ' in log
+    # no request: the RequestId column is blank; the event id is the template's hash, not BypassFiltersEventId
+    assert re.search(r"\+00:00 {15}\[INF\] Starting job \"%s\" at \d\d/\d\d/\d{4} \d\d:\d\d:\d\d\. \(%08x\)\n"
+                     % (JOB, apilog.event_id(apilog.JOB_STARTING)), log)
+    assert f"No existing sponsorships to sync for organization {api.org} (" in log
     assert api.refresh()["counters"]["cloud_calls"] == 0  # no sponsorships: the cloud is not called
 
 
@@ -170,9 +176,9 @@ def test_job_failure_is_logged_and_swallowed(api):
     api.fleet.client.set_faults(api.name, {"wrong_billing_sync_token": True})
     api.fleet.client.run_job(api.name, JOB)
     log = api_log(api)
-    assert "is unsuccessful with status of BadRequest-Bad Request: Invalid Billing Sync Key" in log
-    assert "[ERR] Sponsorship sync for organization job-badkey Org Failed" in log
-    assert f"Finished job {JOB}" in log
+    assert 'is unsuccessful with status of BadRequest-"Bad Request": "Invalid Billing Sync Key\n"' in log
+    assert '[ERR] Sponsorship sync for organization "job-badkey Org" Failed' in log
+    assert f'Finished job "{JOB}"' in log
     assert api.call("GET", f"/api/organization/sponsorship/{api.org}/sync-status", api.tok).json()["lastSyncDate"] is None
 
 
@@ -194,5 +200,5 @@ def test_unknown_cloud_organization_logs_resource_not_found(api):
     response = api.call("PUT", f"/api/organizations/connections/{conn['id']}", api.tok, json=body)
     assert response.status_code == 200, response.text
     assert sync(api).status_code == 400
-    assert "is unsuccessful with status of NotFound-Not Found: Resource not found.\n" in api_log(api)
+    assert 'is unsuccessful with status of NotFound-"Not Found": "Resource not found.\n"' in api_log(api)
     assert "Organization not found." not in api_log(api)

@@ -23,9 +23,12 @@ from .settings import StartupError, effective_settings, public_settings
 
 WRITE_METHODS = ("POST", "PUT", "DELETE")
 SPONSORSHIP_JOB = "SelfHostedSponsorshipSyncJob"
-BYPASS_FILTERS_EVENT_ID = 12482444  # Constants.BypassFiltersEventId: JobListener lines pass every log filter
 DAY = 24 * 3600
 UNREACHABLE_TRACE = " ---> System.Net.Sockets.SocketException (0xFFFDFFFE): Name or service not known"
+SPONSORSHIP_TRACE = ("   at Bit.Core.OrganizationFeatures.OrganizationSponsorships.FamiliesForEnterprise.SelfHosted."
+                     "SelfHostedSyncSponsorshipsCommand.SyncOrganization(Guid organizationId, Guid cloudOrganizationId, "
+                     "OrganizationConnection billingSyncConnection)\n"
+                     "   at Bit.Api.Jobs.SelfHostedSponsorshipSyncJob.ExecuteJobAsync(IJobExecutionContext context)")
 
 
 class Counters:
@@ -123,7 +126,7 @@ class Instance(ComposeProject):  # pylint: disable=too-many-instance-attributes,
         self.host_root = self.paths.root
         self.containers = False
         self.started_env = None
-        self.api_log = apilog.ApiLog(self.paths.api_log_dir)
+        self.api_log = apilog.ApiLog(self.paths.api_log_root, self.version)
         self.connection_id = None
         self.request_counter = 0
         self.kestrel_id = apilog.new_connection_id()
@@ -263,8 +266,8 @@ class Instance(ComposeProject):  # pylint: disable=too-many-instance-attributes,
             self.state = "down" if self.start_error else ("starting" if warmup > 0 else "up")
             self.containers = True
             self.started_env = env
+            self.api_log.configure(env)
         if self.start_error:
-            self.api_log.write("FTL", "Host terminated unexpectedly", self._request_id(), 0, f"System.InvalidOperationException: {self.start_error}")
             self.sim.log(f"{self.name}: start-up failed: {self.start_error}")
         self._schedule_sponsorship_job(generation)
         self.listener.start()
@@ -457,22 +460,24 @@ class Instance(ComposeProject):  # pylint: disable=too-many-instance-attributes,
 
     def run_sponsorship_job(self):
         """SelfHostedSponsorshipSyncJob.ExecuteJobAsync between the JobListener's start and finish lines."""
-        request_id = self._request_id()
-        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%m/%d/%Y %H:%M:%S")
-        self.api_log.write("INF", f"Starting job {SPONSORSHIP_JOB} at {stamp}.", request_id, BYPASS_FILTERS_EVENT_ID)
+        request_id = ""  # a Quartz job runs outside any request
+        log = self.api_log
+        log.info(apilog.JOB_STARTING, (SPONSORSHIP_JOB, apilog.dotnet_date(datetime.datetime.now(datetime.timezone.utc))),
+                 bypass=True)
         connection = self.find_connection(self.organization_id, 1)
         if connection is not None and connection["enabled"]:
             config = json.loads(connection["config"])
             if not self._sync_sponsorships(config, request_id):
-                self.api_log.error(f"Sponsorship sync for organization {self.organization_name} Failed", request_id, 0,
-                                   "Bit.Core.Exceptions.BadRequestException: Organization sync failed")
-        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%m/%d/%Y %H:%M:%S")
-        self.api_log.write("INF", f"Finished job {SPONSORSHIP_JOB} at {stamp}.", request_id, BYPASS_FILTERS_EVENT_ID)
+                log.error(apilog.SPONSORSHIP_FAILED, (self.organization_name,), request_id,
+                          "Bit.Core.Exceptions.BadRequestException: Organization sync failed\n" + SPONSORSHIP_TRACE)
+        log.info(apilog.JOB_FINISHED, (SPONSORSHIP_JOB, apilog.dotnet_date(datetime.datetime.now(datetime.timezone.utc))),
+                 bypass=True)
 
     def _sync_sponsorships(self, config, request_id):
         """SelfHostedSyncSponsorshipsCommand.SyncOrganization; True when done (or nothing to do)."""
         if self.sponsorships == 0:
-            return True  # "No existing sponsorships to sync": the cloud is not called
+            self.api_log.info(apilog.NO_SPONSORSHIPS, (apilog.Bare(self.organization_id),), request_id)
+            return True  # the cloud is not called
         sync_url = uri_string(self.settings["apiUri"]) + "organization/sponsorship/sync"
         token = self._cloud_token("api.installation", sync_url, request_id)
         if token is None:
@@ -486,12 +491,12 @@ class Instance(ComposeProject):  # pylint: disable=too-many-instance-attributes,
                                                     "sponsoringOrganizationCloudId": config.get("CloudOrganizationId"),
                                                     "sponsorshipsBatch": [{} for dummy in range(self.sponsorships)]})
         except Unreachable as exc:
-            self.api_log.error(f"Failed to send to {sync_url}.", request_id, apilog.EVENT_SEND_FAILED,
+            self.api_log.error(apilog.SEND_FAILED, (sync_url,), request_id,
                                f"System.Net.Http.HttpRequestException: {exc}\n{UNREACHABLE_TRACE}")
             return False
         if result.status != 200:
-            self.api_log.error(f"Request to {sync_url} is unsuccessful with status of {result.status_name}-{result.reason}: "
-                               f"{(result.body or {}).get('message') or 'Unknown error'}\n", request_id)
+            self.api_log.request_unsuccessful(sync_url, result.status_name, result.reason,
+                                              (result.body or {}).get("message"), request_id)
             return False
         with self.lock:
             self.sponsorship_last_sync = dotnet_datetime(time.time_ns(), "Z")
@@ -518,20 +523,19 @@ class Instance(ComposeProject):  # pylint: disable=too-many-instance-attributes,
             else:
                 result = CloudResponse(404)
         except Unreachable as exc:
-            log.error(f"Failed to send to {license_url}.", request_id, apilog.EVENT_SEND_FAILED,
+            log.error(apilog.SEND_FAILED, (license_url,), request_id,
                       f"System.Net.Http.HttpRequestException: {exc}\n{UNREACHABLE_TRACE}")
             return None
         if result.status == 200:
             return result.body
         if result.body is None:
-            log.error(f"Failed to send to {license_url}.", request_id, apilog.EVENT_SEND_FAILED,
+            log.error(apilog.SEND_FAILED, (license_url,), request_id,
                       "System.Text.Json.JsonException: The input does not contain any JSON tokens. Expected the input to start with a valid JSON "
                       "token, while reading the response body.")
             return None
         if result.body.get("message") == "Invalid license key." and self.spec["error_delay"]:
             time.sleep(self.spec["error_delay"])
-        log.error(f"Request to {license_url} is unsuccessful with status of {result.status_name}-{result.reason}: "
-                  f"{result.body.get('message') or 'Unknown error'}\n", request_id)
+        log.request_unsuccessful(license_url, result.status_name, result.reason, result.body.get("message"), request_id)
         return None
 
     def _cloud_token(self, scope, target_url, request_id, method="POST"):
@@ -551,16 +555,14 @@ class Instance(ComposeProject):  # pylint: disable=too-many-instance-attributes,
             else:
                 response = CloudResponse(404)
         except Unreachable as exc:
-            log.error("Unable to authenticate with identity server.", request_id, apilog.EVENT_AUTH_FAILED,
-                      f"System.Net.Http.HttpRequestException: {exc}\n{UNREACHABLE_TRACE}")
+            log.error(apilog.AUTH_FAILED, (), request_id, f"System.Net.Http.HttpRequestException: {exc}\n{UNREACHABLE_TRACE}")
         if response is None:
-            log.error(f"Empty token response from {identity_base} for client {client_id}", request_id)
+            log.error(apilog.TOKEN_EMPTY, (apilog.Bare(identity_base), client_id), request_id)
         elif response.status != 200:
-            log.error(f"Unsuccessful token response from {identity_base} for client {client_id} with status "
-                      f"{response.status_name}-{response.reason}", request_id)
+            log.error(apilog.TOKEN_UNSUCCESSFUL, (apilog.Bare(identity_base), client_id, apilog.Bare(response.status_name),
+                                                  response.reason), request_id)
         if response is None or response.status != 200:
-            log.error(f"Unable to send {method} request to {target_url} because an access token was unable to be obtained",
-                      request_id)
+            log.no_token(method, target_url, request_id)
             return None
         return response.body["access_token"]
 

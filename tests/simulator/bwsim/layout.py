@@ -31,7 +31,7 @@ class InstallDir:
         self.uid_env = os.path.join(self.bwdata, "env", "uid.env")
         self.global_env = os.path.join(self.bwdata, "docker", "global.env")
         self.license_dir = os.path.join(self.bwdata, "core", "licenses", "organization")
-        self.api_log_dir = os.path.join(self.bwdata, "logs", "api", "Api")
+        self.api_log_root = os.path.join(self.bwdata, "logs", "api")  # the api container's /etc/bitwarden/logs
 
     def license_file(self, org_id):
         return os.path.join(self.license_dir, f"{org_id}.json")
@@ -129,4 +129,4 @@ def lay_out_data(paths, org_id, license_doc):
     os.makedirs(paths.license_dir, exist_ok=True)
     if license_doc is not None:
         _write(paths.license_file(org_id), json.dumps(license_doc, indent=2) + "\n")
-    os.makedirs(paths.api_log_dir, exist_ok=True)
+    os.makedirs(paths.api_log_root, exist_ok=True)  # the entrypoint's mkdir -p /etc/bitwarden/logs

@@ -61,6 +61,8 @@ IMAGE_ENV = {
     "globalSettings__pushRelayBaseUri": "https://push.bitwarden.com",
     "globalSettings__baseServiceUri__internalIdentity": "http://localhost:5005",
     "globalSettings__licenseDirectory": "/etc/bitwarden/licenses",
+    "globalSettings__logDirectoryByProject": "false",
+    "globalSettings__logRollBySizeLimit": "1073741824",
 }
 
 # nginx's default SSI time format, which `return 200 $date_gmt;` uses outside SSI (ngx_http_ssi_filter_module.c);
@@ -143,7 +145,8 @@ class LitePaths:
         volumes = os.path.join(os.path.dirname(root), "docker-volumes")
         project = os.path.basename(root)
         self.license_dir = os.path.join(volumes, f"{project}_bitwarden", "_data", "licenses", "organization")
-        self.api_log_dir = os.path.join(volumes, f"{project}_logs", "_data", "api")
+        # globalSettings__logDirectory's default /etc/bitwarden/logs, in the `bitwarden` volume
+        self.api_log_root = os.path.join(volumes, f"{project}_bitwarden", "_data", "logs")
 
     def license_file(self, org_id):
         return os.path.join(self.license_dir, f"{org_id}.json")
