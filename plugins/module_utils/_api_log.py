@@ -3,11 +3,19 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 #
 # This module_utils is PRIVATE and for internal collection use only: its interface may change at any time.
-"""The real cause of a failed license sync, from the api log on the Bitwarden host (contract 3.4).
+"""The real cause of a failed license sync, from the api log on the Bitwarden host (contract 3.4 and 11).
 
-The server answers every cloud-side failure with one generic 400 and writes the reason to
-``bwdata/logs/api/Api/<yyyyMMdd>.txt``. Lines have the Serilog file default layout
-``{Timestamp:o} {RequestId,13} [{Level:u3}] {Message} ({EventId:x8})`` followed by exception lines.
+The server answers every cloud-side failure with one generic 400 and writes the reason to its Serilog file log under
+``/etc/bitwarden/logs`` (``bwdata/logs/api`` on a standard host). File names and line layouts by server version
+(server src/Libraries/SerilogFileLogging/LoggerFactoryExtensions.cs, formerly src/Core/Utilities/):
+
+* since 2025.12.0: ``Api/<yyyyMMdd>.txt`` (``Api/log-<yyyyMMdd>.txt`` with logRollBySizeLimit, ``_001``... when a
+  file cannot be opened), lines ``{Timestamp:o} {RequestId,13} [{Level:u3}] {Message} ({EventId:x8})``;
+* before: the same dated names (RollingFile, ``{Timestamp:yyyy-MM-dd HH:mm:ss.fff zzz} [{Level}] {Message}``), or with
+  logRollBySizeLimit ``Api/log.txt``, ``log_001.txt``... (Serilog.Sinks.File, ``[{Level:u3}] {Message:lj}``).
+
+``{Message}`` writes string values in double quotes (``\\"`` inside), ``{Message:lj}`` bare; a value that ends with a
+line break (the cloud's ErrorResponse) pushes the closing quote and the event id onto the next line.
 """
 
 from __future__ import annotations
@@ -24,25 +32,69 @@ from ansible_collections.selfhost.bitwarden.plugins.module_utils._bitwarden_api 
 TAIL_BYTES = 512 * 1024
 REGION_KEY = _regions.CLOUD_REGION
 IDENTITY_KEY = _regions.IDENTITY_URI
-
-_LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\S+)\s+(?:(\S+)\s+)?\[([A-Z]{3})\]\s?(.*)$")
-_EVENT_ID = re.compile(r"\s*\([0-9a-f]{8}\)\s*$")
-_EVENT_ID_LINE = re.compile(r"^\([0-9a-f]{8}\)$")
-_CLOUD_REQUEST = re.compile(r"Request to (\S+) is unsuccessful with status of ([^:]+?): (.*)$", re.S)
-_TOKEN_REJECTED = re.compile(r"Unsuccessful token response from (\S+) for client (installation\.\S+) with status (\S+)")
 SPONSORSHIP_JOB = "SelfHostedSponsorshipSyncJob"
+
+# {Timestamp:o} {RequestId,13} [{Level:u3}] ... | {Timestamp:yyyy-MM-dd HH:mm:ss.fff zzz} [{Level}] ...
+_HEADER = re.compile(r"^(?:(\d{4}-\d\d-\d\dT\S+) +(?:(\S+) +)?|(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ [+-]\d\d:\d\d) )"
+                     r"\[([A-Za-z]+)\] ?(.*)$")
+_EVENT_ID = re.compile(r" ?\(([0-9a-f]{8})\)$")
+_LEVELS = {"Verbose": "VRB", "Debug": "DBG", "Information": "INF", "Warning": "WRN", "Error": "ERR", "Fatal": "FTL"}
+# A rendered value: a Serilog quoted string (group 1, escaped) or, under :lj, the bare text (group 2).
+_QUOTED = r'"((?:[^"\\]|\\.)*)"'
+_CLOUD_REQUEST = re.compile(r"^Request to (?:%s|(\S+)) is unsuccessful with status of (\w+)-(?:%s|([^:\n]*))(?:: (.*))?$"
+                            % (_QUOTED, _QUOTED), re.S)
+_TOKEN_REJECTED = re.compile(r"^Unsuccessful token response from (\S+) for client (?:%s|(\S+)) with status (\w+)-(?:%s|(.*))$"
+                             % (_QUOTED, _QUOTED), re.S)
+_JOB = re.compile(r'^(Starting|Finished) job (?:"%s"|%s) at ' % (SPONSORSHIP_JOB, SPONSORSHIP_JOB))
+_SPONSORSHIP_FAILED = re.compile(r"^Sponsorship sync for organization (?:%s|(.*)) Failed$" % _QUOTED, re.S)
+_NO_SPONSORSHIPS = re.compile(r"^No existing sponsorships to sync for organization ([0-9a-fA-F-]{36})$")
+_RATE_LIMITED = ("the cloud is rate limiting this server's address (%s answered %s): the cloud allows few requests "
+                 "per client IP (token requests: 10 a minute). Wait a minute or more and retry; do not sync many "
+                 "servers behind one address at once")
 _UNREACHABLE = ("Unable to authenticate with identity server", "Empty token response from", "Failed to send to")
+# Api/<yyyyMMdd>.txt, Api/log-<yyyyMMdd>.txt, Api/log.txt and their _NNN rolls; Lite: api-<yyyyMMdd>.log, api.log, ...
+_FILE = re.compile(r"^(?:(log|api)[-_]?)?(\d{8})?(?:_(\d{3,}))?\.(?:txt|log)$")
 
 
-def log_paths(bwdata_path, since, now=None):
-    """The day files that can hold lines written from ``since`` to now (UTC and local dates), plus log.txt."""
+def unquote(value):
+    """A Serilog-quoted string's text."""
+    return re.sub(r'\\(.)', r"\1", value)
+
+
+def _pick(quoted, bare):
+    return unquote(quoted) if quoted is not None else (bare or "")
+
+
+def log_directory(bwdata_path):
+    """The directory the api writes under on a standard host (its /etc/bitwarden/logs)."""
+    return os.path.join(bwdata_path, "logs", "api")
+
+
+def log_files(directory, since, now=None):
+    """The api's log files that can hold lines written from ``since`` to now, oldest first: the day files of those
+    UTC and local dates (the container clock may be either) and the undated size-rolled files, each with its
+    ``_NNN`` continuations."""
     now = now or datetime.datetime.now(datetime.timezone.utc)
-    days = set()
-    for moment in (since, now):
+    days, moment = set(), since
+    while True:
         days.add(moment.astimezone(datetime.timezone.utc).strftime("%Y%m%d"))
         days.add(moment.astimezone().strftime("%Y%m%d"))
-    directory = os.path.join(bwdata_path, "logs", "api", "Api")
-    return [os.path.join(directory, "%s.txt" % day) for day in sorted(days)] + [os.path.join(directory, "log.txt")]
+        if moment >= now:
+            break
+        moment = min(now, moment + datetime.timedelta(hours=12))
+    found = []
+    for folder in (os.path.join(directory, "Api"), directory):
+        try:
+            names = os.listdir(folder)
+        except (IOError, OSError):
+            continue
+        for name in names:
+            match = _FILE.match(name)
+            prefix, day, sequence = match.groups() if match else (None, None, None)
+            if not match or (day and day not in days) or (prefix == "api") != (folder == directory):
+                continue
+            found.append((day or "", int(sequence or 0), os.path.join(folder, name)))
+    return [path for dummy, dummy2, path in sorted(found)]
 
 
 def _read_tail(path):
@@ -57,28 +109,50 @@ def _read_tail(path):
     return text
 
 
+def _new_entry(match):
+    layout_o = match.group(1) is not None
+    stamp = parse_timestamp(match.group(1) if layout_o else match.group(3).replace(" ", "T", 1).replace(" ", ""))
+    if stamp is None:
+        return None
+    level = match.group(4)
+    return {"time": stamp, "level": _LEVELS.get(level, level.upper()[:3]), "lines": [match.group(5)],
+            "event_id": layout_o}
+
+
+def _finish(entry):
+    """Split an entry's lines into the message (up to the ``(eventid)`` that ends it) and the exception lines."""
+    lines = entry.pop("lines")
+    message_lines = 1
+    if entry.pop("event_id"):
+        for index, line in enumerate(lines):
+            if _EVENT_ID.search(line):
+                message_lines = index + 1
+                break
+    text = "\n".join(lines[:message_lines])
+    entry["message"] = _EVENT_ID.sub("", text) if message_lines > 1 or _EVENT_ID.search(text) else text
+    entry["detail"] = [line.strip() for line in lines[message_lines:] if line.strip()]
+    entry["text"] = "\n".join([entry["message"]] + lines[message_lines:]).rstrip()
+    return entry
+
+
 def parse_entries(text):
-    """Log entries as dicts (time, level, message, detail); continuation lines join their entry."""
+    """Log entries as dicts: time, level (u3), message (the rendered message, line breaks inside values kept),
+    detail (exception lines) and text (message and detail as written)."""
     entries = []
     for line in text.splitlines():
-        match = _LINE.match(line)
-        stamp = parse_timestamp(match.group(1)) if match else None
-        if stamp is not None:
-            entries.append({"time": stamp, "level": match.group(3), "message": match.group(4), "detail": []})
-        elif entries and line.strip():
-            entries[-1]["detail"].append(line.strip())
-    for entry in entries:
-        # A message that ends with a line break pushes "(eventid)" onto the next line.
-        if entry["detail"] and _EVENT_ID_LINE.match(entry["detail"][0]):
-            entry["detail"].pop(0)
-        entry["message"] = _EVENT_ID.sub("", entry["message"]).strip()
-    return entries
+        match = _HEADER.match(line)
+        entry = _new_entry(match) if match else None
+        if entry is not None:
+            entries.append(entry)
+        elif entries:
+            entries[-1]["lines"].append(line)
+    return [_finish(entry) for entry in entries]
 
 
-def read_entries_since(bwdata_path, since):
+def read_entries_since(directory, since):
     """Entries written at or after ``since`` (aware datetime), oldest first; [] when no log is readable."""
     entries = []
-    for path in log_paths(bwdata_path, since):
+    for path in log_files(directory, since):
         try:
             text = _read_tail(path)
         except (IOError, OSError):
@@ -88,17 +162,18 @@ def read_entries_since(bwdata_path, since):
     return entries
 
 
-def read_env_settings(bwdata_path):
-    """cloudRegion and identityUri from ``bwdata/env/global.override.env`` (None when the file is unreadable).
+def read_env_settings(env_file):
+    """cloudRegion and identityUri from the server's env file (``bwdata/env/global.override.env``, Lite's
+    ``settings.env``); None when the file is unreadable.
 
     Only these keys are taken: the file also holds the installation key and the database password.
     """
     try:
-        with open(os.path.join(bwdata_path, "env", "global.override.env"), "r") as handle:
+        with open(env_file, "r") as handle:
             text = handle.read()
     except (IOError, OSError):
         return None
-    settings = {}
+    settings = {"file": os.path.basename(env_file)}
     for key in (REGION_KEY, IDENTITY_KEY):
         found = _env_file.values(text, key)
         settings[key] = found[-1] if found else None
@@ -123,18 +198,23 @@ def _region_mismatch(identity, settings):
     if not installation_region or not target_region or installation_region == target_region:
         return None
     configured = settings.get(IDENTITY_KEY)
-    return ("region mismatch: the installation belongs to the %s region (%s=%s in global.override.env, the region "
+    return ("region mismatch: the installation belongs to the %s region (%s=%s in %s, the region "
             "chosen when its id and key were retrieved) but the server sent it to the %s identity server %s "
             "(%s is %s). Set the %s URIs (selfhost.bitwarden.bitwarden_cloud_comm with region %s) and restart "
             "the server"
-            % (installation_region, REGION_KEY, settings.get(REGION_KEY), target_region, identity, IDENTITY_KEY,
+            % (installation_region, REGION_KEY, settings.get(REGION_KEY), settings["file"], target_region, identity, IDENTITY_KEY,
                configured if configured else "not set, so the default %s applies" % _regions.effective(IDENTITY_KEY, None),
                installation_region, installation_region))
 
 
-def _cloud_message_cause(url, status, message):
-    text = message.strip()
+def _cloud_message_cause(url, status, reason, message):
+    """What the cloud's answer ``status``-``reason`` with ``message`` (None before server 2026.6.0, which logs no
+    message) means."""
+    text = (message or "").strip()
     lowered = text.lower()
+    answer = "%s-%s" % (status, reason)
+    if status == "TooManyRequests":
+        return _RATE_LIMITED % (url, answer)
     if "invalid billing sync key" in lowered:
         return ("the cloud rejected the billing sync token (Invalid Billing Sync Key): generate a new token in the "
                 "cloud web vault (Admin Console > Billing > Subscription > Set up billing sync) and apply it with "
@@ -143,61 +223,122 @@ def _cloud_message_cause(url, status, message):
         return ("the cloud does not accept this server's installation id (Invalid installation id): it is unknown or "
                 "disabled in that region; check globalSettings__installation__id/key against the installation you "
                 "retrieved from bitwarden.com/host (or bitwarden.eu/host)")
-    if status.startswith("NotFound") and "/licenses/organization/" in url.lower():
+    if status == "NotFound" and "/licenses/organization/" in url.lower():
         # The cloud throws "Organization not found." but its exception filter sends "Resource not found." (contract 10).
         return ("the cloud has no organization with the license's id at %s (%s: %s): the license belongs to an "
-                "organization of another region, or it was deleted" % (url, status, text))
+                "organization of another region, or it was deleted" % (url, answer, text or "no message logged"))
     if "invalid license key" in lowered:
         return ("the cloud rejected the organization's license key (Invalid license key.): download the license of "
                 "the cloud organization again and upload it to this server")
     if "no active subscription" in lowered:
-        return "the cloud organization has no active subscription (No active subscription found.): renew it first"
-    return "the cloud answered %s to %s: %s" % (status, url, text)
+        return ("the cloud organization has no active subscription (No active subscription found.): renew or "
+                "reactivate it in the cloud web vault (Admin Console > Billing > Subscription), then sync again")
+    if "payment issue" in lowered:
+        return ("the cloud will not issue a license while the subscription is unpaid (%s): update the billing "
+                "information in the cloud web vault (Admin Console > Billing > Payment method) or contact Bitwarden "
+                "support, then sync again" % text)
+    if "invalid organization" in lowered:
+        return ("the cloud has no organization with the billing sync connection's cloud organization id (Invalid "
+                "organization, %s): apply the billing sync token of the cloud organization this server's license "
+                "belongs to (selfhost.bitwarden.bitwarden_billing_sync_token)" % url)
+    if status == "InternalServerError" and "/licenses/organization/" in url.lower():
+        # ValidateBillingSyncKeyCommand dereferences the organization's BillingSync key, which is missing until an owner
+        # generates one: a null reference, answered as a 500 (ExceptionHandlerFilterAttribute).
+        return ("the cloud failed with an internal error at %s (%s: %s). It answers this when the cloud organization "
+                "never generated a billing sync token: generate one in the cloud web vault (Admin Console > Billing > "
+                "Subscription > Set up billing sync), apply it with selfhost.bitwarden.bitwarden_billing_sync_token "
+                "and sync again" % (url, answer, text or "no message logged"))
+    if message is None:
+        return ("the cloud refused the request to %s (%s); this server version does not log the cloud's reason (it "
+                "does since 2026.6.0). The usual causes: a wrong billing sync token (generate a new one in the cloud "
+                "web vault and apply it with selfhost.bitwarden.bitwarden_billing_sync_token), a license of another "
+                "organization or region, an installation id unknown in that region, or no active subscription"
+                % (url, answer))
+    return "the cloud answered %s to %s: %s" % (answer, url, text)
 
 
-def sponsorship_job_runs(bwdata_path, since):
+def _quoted_message(rest):
+    """The cloud's ErrorResponse text from what follows ``: `` (quoted under {Message}, bare under {Message:lj})."""
+    if rest is None:
+        return None
+    match = re.match(_QUOTED, rest, re.S)
+    text = unquote(match.group(1)) if match else rest
+    return text.split("\n")[0]
+
+
+def sponsorship_job_runs(directory, since):
     """Runs of the sponsorship sync job logged since ``since``, oldest first, or None when the log is unreadable.
 
-    JobListener writes "Starting job <name> at ..." / "Finished job <name> at ..." with the filter-bypassing event id,
-    and the job logs "Sponsorship sync for organization <name> Failed" for an organization it could not sync
-    (server src/Core/Jobs/JobListener.cs, src/Api/Jobs/SelfHostedSponsorshipSyncJob.cs).
-    Each run is a dict: ``finished`` (datetime or None while it runs), ``failed`` (bool).
+    JobListener writes "Starting job <name> at ..." / "Finished job <name> at ..." (with the filter-bypassing event
+    id), the job "Sponsorship sync for organization <name> Failed" with the exception for an organization it could
+    not sync, and the sync command "No existing sponsorships to sync for organization <guid>" (server
+    src/Core/Jobs/JobListener.cs, src/Api/Jobs/SelfHostedSponsorshipSyncJob.cs, SelfHostedSyncSponsorshipsCommand.cs).
+    Each run is a dict: ``started``, ``finished`` (None while it runs), ``failed`` (bool), ``message`` (the first
+    exception line of a failure), ``no_sponsorships`` (bool).
     """
-    directory = os.path.join(bwdata_path, "logs", "api", "Api")
-    if os.path.isdir(directory) and not os.access(directory, os.R_OK | os.X_OK):
-        return None
-    if any(os.path.exists(path) and not os.access(path, os.R_OK) for path in log_paths(bwdata_path, since)):
+    folder = os.path.join(directory, "Api")
+    for path in (directory, folder):
+        if os.path.isdir(path) and not os.access(path, os.R_OK | os.X_OK):
+            return None
+    if any(not os.access(path, os.R_OK) for path in log_files(directory, since)):
         return None
     runs = []
-    for entry in read_entries_since(bwdata_path, since):
+    for entry in read_entries_since(directory, since):
         message = entry["message"]
-        if message.startswith("Starting job %s " % SPONSORSHIP_JOB):
-            runs.append({"finished": None, "failed": False})
-        elif runs and message.startswith("Sponsorship sync for organization ") and message.endswith(" Failed"):
-            runs[-1]["failed"] = True
-        elif runs and message.startswith("Finished job %s " % SPONSORSHIP_JOB):
+        job = _JOB.match(message)
+        if job and job.group(1) == "Starting":
+            runs.append({"started": entry["time"], "finished": None, "failed": False, "message": None,
+                         "no_sponsorships": False})
+        elif not runs:
+            continue
+        elif job:
             runs[-1]["finished"] = entry["time"]
+        elif _SPONSORSHIP_FAILED.match(message):
+            runs[-1]["failed"] = True
+            runs[-1]["message"] = entry["detail"][0] if entry["detail"] else message
+        elif _NO_SPONSORSHIPS.match(message):
+            runs[-1]["no_sponsorships"] = True
     return runs
 
 
-def explain_license_sync_failure(bwdata_path, since):
-    """The newest cause of a failed license sync in the api log since ``since``, or None when none is found."""
-    entries = read_entries_since(bwdata_path, since)
+def sponsorship_job_outcome(directory, since):
+    """The last finished run of the sponsorship sync job since ``since``: a dict with ``outcome`` ``ok``, ``failed``
+    (``message`` holds the server's exception line) or ``no_sponsorships``, and ``finished``; ``outcome`` ``not_seen``
+    when no run finished; None when the log cannot be read."""
+    runs = sponsorship_job_runs(directory, since)
+    if runs is None:
+        return None
+    finished = [run for run in runs if run["finished"]]
+    if not finished:
+        return {"outcome": "not_seen", "finished": None, "message": None}
+    last = finished[-1]
+    outcome = "failed" if last["failed"] else ("no_sponsorships" if last["no_sponsorships"] else "ok")
+    return {"outcome": outcome, "finished": last["finished"], "message": last["message"]}
+
+
+def explain_license_sync_failure(directory, since, settings=None):
+    """The newest cause of a failed license sync in the api log under ``directory`` since ``since``, or None when
+    none is found; ``settings`` (read_env_settings) tells a region mismatch from a wrong key."""
+    entries = read_entries_since(directory, since)
     for entry in reversed(entries):
-        match = _CLOUD_REQUEST.search(entry["message"] + ("\n" + "\n".join(entry["detail"]) if entry["detail"] else ""))
+        match = _CLOUD_REQUEST.match(entry["message"])
         if match:
-            url, status, message = match.groups()
-            return _cloud_message_cause(url, status, message.split("\n")[0] if message.strip() else status)
+            url = _pick(match.group(1), match.group(2))
+            return _cloud_message_cause(url, match.group(3), _pick(match.group(4), match.group(5)),
+                                        _quoted_message(match.group(6)))
     for entry in reversed(entries):
-        match = _TOKEN_REJECTED.search(entry["message"])
+        match = _TOKEN_REJECTED.match(entry["message"])
         if match:
-            identity, client, status = match.groups()
-            mismatch = _region_mismatch(identity, read_env_settings(bwdata_path))
+            identity, client, status = match.group(1), _pick(match.group(2), match.group(3)), match.group(4)
+            answer = "%s-%s" % (status, _pick(match.group(5), match.group(6)))
+            if status == "TooManyRequests":
+                return _RATE_LIMITED % (identity, answer)
+            mismatch = _region_mismatch(identity, settings)
             if mismatch:
                 return mismatch
-            return ("the identity server %s rejected %s (%s): the installation id or key in global.override.env is "
-                    "wrong, or the installation belongs to the other region (bitwarden.com is US, bitwarden.eu is EU)"
-                    % (identity, client, status))
+            return ("the identity server %s rejected %s (%s): the installation id or key is wrong, or the "
+                    "installation belongs to the other region (bitwarden.com is US, bitwarden.eu is EU)"
+                    % (identity, client, answer))
     for entry in reversed(entries):
         if entry["message"].startswith(_UNREACHABLE):
             reason = next((line for line in entry["detail"] if line), entry["message"])

@@ -93,10 +93,15 @@ organization_id:
 """
 
 import datetime
+import os
 import re
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.selfhost.bitwarden.plugins.module_utils._api_log import explain_license_sync_failure
+from ansible_collections.selfhost.bitwarden.plugins.module_utils._api_log import (
+    explain_license_sync_failure,
+    log_directory,
+    read_env_settings,
+)
 from ansible_collections.selfhost.bitwarden.plugins.module_utils._bitwarden_api import (
     LICENSE_SYNC_MIN_VERSION,
     BitwardenApiError,
@@ -125,12 +130,14 @@ def parse_duration(value):
 
 def sync_failure_message(client, exc, organization_id, since):
     if exc.status == 400 and exc.server_message and exc.server_message.startswith(GENERIC_SYNC_ERROR):
-        cause = explain_license_sync_failure(client.bwdata_path, since)
+        directory = log_directory(client.bwdata_path)
+        settings = read_env_settings(os.path.join(client.bwdata_path, "env", "global.override.env"))
+        cause = explain_license_sync_failure(directory, since, settings)
         if cause:
             return "license sync failed: %s" % cause
         return ("license sync failed with the server's generic error (%s). The real reason is in the server's api "
-                "log (bwdata/logs/api/Api/<yyyyMMdd>.txt), which is not readable at %s: run this module on the "
-                "Bitwarden host with bwdata_path set to read it" % (exc.server_message, client.bwdata_path))
+                "log (%s/Api/<yyyyMMdd>.txt or log-<yyyyMMdd>.txt), which is not readable or holds no cause: run this "
+                "module on the Bitwarden host with bwdata_path set (and become) to read it" % (exc.server_message, directory))
     if exc.status == 404:
         old = client.too_old(LICENSE_SYNC_MIN_VERSION, "license sync through the billing sync connection")
         if old:

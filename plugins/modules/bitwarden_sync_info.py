@@ -133,7 +133,7 @@ import datetime
 from urllib.parse import quote
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.selfhost.bitwarden.plugins.module_utils._api_log import sponsorship_job_runs
+from ansible_collections.selfhost.bitwarden.plugins.module_utils._api_log import log_directory, sponsorship_job_runs
 from ansible_collections.selfhost.bitwarden.plugins.module_utils._bitwarden_api import (
     BitwardenApiError,
     BitwardenClient,
@@ -203,7 +203,7 @@ def main():
     except BitwardenApiError as exc:
         client.fail(exc)
 
-    runs = sponsorship_job_runs(client.bwdata_path, now - JOB_INTERVAL)
+    runs = sponsorship_job_runs(log_directory(client.bwdata_path), now - JOB_INTERVAL)
     finished = [run["finished"] for run in runs or [] if run["finished"]]
     last_sync = ci_get(status, "lastSyncDate")
     module.exit_json(

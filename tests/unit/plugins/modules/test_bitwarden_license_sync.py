@@ -109,8 +109,8 @@ def test_generic_error_is_explained_from_the_api_log(fake_server, capsys, tmp_pa
     def server_logs_the_cause():
         now = datetime.datetime.now(datetime.timezone.utc)
         with open(log_dir / ("%s.txt" % now.strftime("%Y%m%d")), "a") as handle:
-            handle.write("%s 0HN8ABCDEF1GH [ERR] Request to https://api.bitwarden.com/licenses/organization/x is "
-                         "unsuccessful with status of BadRequest-Bad Request: Invalid Billing Sync Key\n (00000000)\n"
+            handle.write('%s 0HN8ABCDEF1GH:00000002 [ERR] Request to "https://api.bitwarden.com/licenses/organization/x" '
+                         'is unsuccessful with status of BadRequest-"Bad Request": "Invalid Billing Sync Key\n" (4e5b0096)\n'
                          % iso(now))
 
     fake_server([token_call(), get_connection(),
