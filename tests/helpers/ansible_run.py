@@ -90,8 +90,10 @@ def ansible_env(extra=None):
 
 
 def run_playbook(playbook, inventory, *, extra_vars=None, check=False, diff=False, verbosity=0, tags=None,
-                 skip_tags=None, limit=None, forks=None, env=None, timeout=600):
+                 skip_tags=None, limit=None, forks=None, env=None, timeout=600, cli_vars=None):
     """Run `playbook` against `inventory` (a path, or a list of paths: later ones override host variables).
+
+    ``cli_vars``: ``{name: text}`` passed as ``-e name=text``, the way people type them (every value a string).
 
     Returns a PlaybookRun; never raises on a failed play.
     """
@@ -104,6 +106,8 @@ def run_playbook(playbook, inventory, *, extra_vars=None, check=False, diff=Fals
             vars_file = Path(scratch) / "extra_vars.json"
             vars_file.write_text(json.dumps(extra_vars), encoding="utf-8")
             cmd += ["-e", "@%s" % vars_file]
+        for name, value in (cli_vars or {}).items():
+            cmd += ["-e", "%s=%s" % (name, value)]
         if check:
             cmd.append("--check")
         if diff:

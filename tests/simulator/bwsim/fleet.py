@@ -61,18 +61,21 @@ def normalize_faults(faults):
     for rule in faults.get("http") or []:
         if not isinstance(rule, dict) or "status" not in rule:
             raise FleetError(f"faults.http entries need at least a status: {rule!r}")
-        extra = set(rule) - {"method", "path_prefix", "status", "times", "retry_after"}
+        extra = set(rule) - {"method", "path_prefix", "status", "times", "retry_after", "body", "content_type"}
         if extra:
             raise FleetError(f"unknown keys in faults.http entry: {', '.join(sorted(extra))}")
         status = int(rule["status"])
-        if not 400 <= status <= 599:
-            raise FleetError(f"faults.http status must be 4xx/5xx, got {status}")
+        # With a body, any answer something in front of the server can give (a captive portal's 200 page).
+        if not (200 if "body" in rule else 400) <= status <= 599:
+            raise FleetError(f"faults.http status must be 4xx/5xx (200-599 with a body), got {status}")
         http.append({
             "method": str(rule.get("method") or "").upper() or None,
             "path_prefix": str(rule.get("path_prefix") or "/"),
             "status": status,
             "times": int(rule.get("times", 1)),
             "retry_after": rule.get("retry_after"),
+            "body": None if rule.get("body") is None else str(rule["body"]),
+            "content_type": rule.get("content_type"),
         })
     return {
         "restart": restart,

@@ -224,7 +224,9 @@ class Instance(ComposeProject):  # pylint: disable=too-many-instance-attributes,
     def _fault_response(rule):
         status = rule["status"]
         headers = [("Retry-After", str(rule["retry_after"]))] if rule.get("retry_after") is not None else []
-        if status == 429:
+        if rule.get("body") is not None:
+            response = Response(status, rule["body"].encode("utf-8"), rule.get("content_type"))
+        elif status == 429:
             response = text_response(429, "API calls quota exceeded! maximum admitted 100 per 1m.")
         elif status in (502, 503, 504):
             response = nginx_page(status, {502: "Bad Gateway", 503: "Service Temporarily Unavailable", 504: "Gateway Time-out"}[status])
