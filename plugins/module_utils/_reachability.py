@@ -19,9 +19,12 @@ import json
 import re
 import socket
 import ssl
+import time
 
 from urllib.parse import unquote, urlencode, urlsplit
 from urllib.request import proxy_bypass_environment
+
+from ansible_collections.selfhost.bitwarden.plugins.module_utils._transport import BodyTooLarge, DeadlineExceeded, DeadlineSocket, read_body
 
 DNS, TCP, PROXY, TLS, HTTP = "DNS", "TCP", "proxy", "TLS", "HTTP"
 
@@ -181,7 +184,8 @@ def request(url, method, path, timeout, cafile=None, proxy=None, form=None):
     parts = urlsplit(url)
     tls = open_tls(url, timeout, cafile, proxy)
     conn = http.client.HTTPSConnection(parts.hostname, parts.port or 443, timeout=timeout)
-    conn.sock = tls  # connected, tunnelled and verified above: http.client only speaks HTTP on it
+    # Connected, tunnelled and verified above: http.client only speaks HTTP on it, the whole answer within timeout.
+    conn.sock = DeadlineSocket(tls, time.monotonic() + timeout)
     headers = {"Accept": "application/json", "User-Agent": "selfhost.bitwarden"}
     body = None
     if form is not None:
@@ -190,7 +194,11 @@ def request(url, method, path, timeout, cafile=None, proxy=None, form=None):
     try:
         conn.request(method, parts.path.rstrip("/") + path, body=body, headers=headers)
         response = conn.getresponse()
-        return response.status, response.read()
+        return response.status, read_body(response)
+    except DeadlineExceeded:
+        raise ProbeError(HTTP, "no complete HTTP answer from %s within %d s" % (parts.hostname, timeout))
+    except BodyTooLarge as exc:
+        raise ProbeError(HTTP, "%s sent more than the cloud does (%s)" % (parts.hostname, exc))
     except (OSError, http.client.HTTPException) as exc:
         raise ProbeError(HTTP, "no HTTP answer from %s (%s)" % (parts.hostname, exc.__class__.__name__))
     finally:

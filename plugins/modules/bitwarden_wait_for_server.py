@@ -42,7 +42,8 @@ options:
   timeout:
     description:
       - Total seconds to wait for the server, unlike the other modules of the collection where O(timeout) limits one
-        HTTP request. Each request here waits at most 10 seconds.
+        HTTP request. Each request here (connect, headers and body) takes at most 10 seconds and never runs past
+        O(timeout), also against a server that answers a byte at a time.
       - A O(timeout) set for the whole group in C(module_defaults) applies here too; set it on this task to override.
     type: int
     default: 300

@@ -15,9 +15,11 @@ import pytest
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.selfhost.bitwarden.plugins.module_utils import _bitwarden_api as api
-from ansible_collections.selfhost.bitwarden.plugins.module_utils import _transport
+from ansible_collections.selfhost.bitwarden.plugins.module_utils import _reachability, _transport
+from ansible_collections.selfhost.bitwarden.plugins.modules import bitwarden_wait_for_server
 
 from helpers.module_args import patch_module_args
+from unit.plugins.module_utils.bitwarden_fakes import run_module
 
 from helpers.connect_proxy import proxy_server
 from helpers.sim import SIM_ROOT  # noqa: F401  pylint: disable=unused-import
@@ -187,8 +189,9 @@ def test_the_tls_context_is_made_once_at_the_first_https_request(certs, no_proxy
 ACCESS = "eyJ.transport-test-access-token.sig"
 
 
-def raw_server(script):
-    """A TCP server on 127.0.0.1 that reads a request head, then lets ``script(conn, stop)`` answer; stop() ends it."""
+def raw_server(script, tls_paths=None):
+    """A TCP (or TLS) server on 127.0.0.1 that reads a request head, then lets ``script(conn, stop)`` answer; stop()
+    ends it."""
     stop = threading.Event()
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -197,6 +200,8 @@ def raw_server(script):
 
     def handle(conn):
         try:
+            if tls_paths:
+                conn = tlsutil.server_context(tls_paths).wrap_socket(conn, server_side=True)
             head = b""
             while b"\r\n\r\n" not in head:
                 chunk = conn.recv(4096)
@@ -224,7 +229,7 @@ def raw_server(script):
     def close():
         stop.set()
         listener.close()
-    return "http://127.0.0.1:%d" % listener.getsockname()[1], close
+    return "%s://127.0.0.1:%d" % ("https" if tls_paths else "http", listener.getsockname()[1]), close
 
 
 def trickle(head, body=b"", every=0.05):
@@ -456,3 +461,46 @@ def test_a_read_only_client_reports_a_refused_connection_after_one_short_retry(c
     with pytest.raises(api.BitwardenApiError) as info:
         client(url, read_only=True, retry_deadline=600).send("GET", "/api/config", auth=False)
     assert "GET /api/config: connection refused after 2 attempt(s)" in info.value.msg
+
+
+SLOW_ALIVE = trickle(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2002\r\n\r\n",
+                     b'"' + b"a" * 2000 + b'"')
+
+
+def test_wait_for_server_keeps_its_total_timeout_against_a_trickling_server(capsys, no_proxy_env):
+    url, close = raw_server(SLOW_ALIVE)
+    try:
+        failed, result, dummy = run_module(bitwarden_wait_for_server.main, {"server_url": url, "timeout": 3, "delay": 0.5},
+                                           capsys)
+    finally:
+        close()
+    assert failed and "was not ready within 3 s: GET /api/alive never succeeded" in result["msg"], result
+    assert "no answer within" in result["msg"]
+
+
+def test_the_preflight_request_has_one_deadline_for_the_http_answer(certs, no_proxy_env):
+    url, close = raw_server(SLOW_ALIVE, tls_paths=certs["trusted"])
+    try:
+        with pytest.raises(_reachability.ProbeError) as info:
+            _reachability.request(url, "GET", "/alive", 2, cafile=certs["trusted"]["ca.pem"])
+    finally:
+        close()
+    assert info.value.layer == _reachability.HTTP
+    assert info.value.detail == "no complete HTTP answer from 127.0.0.1 within 2 s"
+
+
+def test_the_preflight_reads_at_most_the_size_limit(certs, no_proxy_env):
+    def script(conn, stop):
+        conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
+        block = b"x" * 65536
+        for dummy in range(_transport.MAX_BODY // len(block) + 2):
+            if stop.is_set():
+                return
+            conn.sendall(block)
+    url, close = raw_server(script, tls_paths=certs["trusted"])
+    try:
+        with pytest.raises(_reachability.ProbeError) as info:
+            _reachability.request(url, "GET", "/alive", 10, cafile=certs["trusted"]["ca.pem"])
+    finally:
+        close()
+    assert info.value.detail == "127.0.0.1 sent more than the cloud does (the answer is larger than 8 MiB)"
