@@ -60,7 +60,8 @@ venv: $(STAMP)
 
 # sshd for the molecule SSH scenario, shellcheck for ansible-test sanity, promtool and prometheus (Debian's prometheus
 # package) for the example alert rules' tests and the monitoring end-to-end test, which also runs Debian's
-# prometheus-node-exporter. Installed only when missing.
+# prometheus-node-exporter; the Event-Driven Ansible end-to-end test adds prometheus-alertmanager and Java 17 or later for
+# ansible-rulebook's rule engine (Drools). Installed only when missing.
 $(SYSTEM_STAMP):
 	@mkdir -p $(CACHE)
 	@missing=""; \
@@ -68,6 +69,8 @@ $(SYSTEM_STAMP):
 	  test -x /usr/sbin/sshd || missing="$$missing openssh-server"; \
 	  command -v promtool >/dev/null && command -v prometheus >/dev/null || missing="$$missing prometheus"; \
 	  command -v prometheus-node-exporter >/dev/null || missing="$$missing prometheus-node-exporter"; \
+	  command -v prometheus-alertmanager >/dev/null || missing="$$missing prometheus-alertmanager"; \
+	  java -version 2>&1 | grep -Eq 'version "(1[7-9]|[2-9][0-9])' || missing="$$missing openjdk-17-jre-headless"; \
 	  if [ -n "$$missing" ]; then \
 	    if [ "$$(id -u)" != 0 ]; then echo "please install:$$missing (needs root)" >&2; exit 1; fi; \
 	    echo "== apt-get install$$missing"; \
@@ -161,8 +164,10 @@ docs: collection
 	mkdir -p -m 700 $(DOCS_SITE)/rst
 	$(DOCS_ENV) antsibull-docs --config-file $(DOCS_SITE)/antsibull-docs.cfg collection --use-current \
 	  --squash-hierarchy --fail-on-error --cleanup everything --dest-dir $(DOCS_SITE)/rst selfhost.bitwarden
-	# The guides include docs/examples/ as ../../examples/: the same relative path as in the source tree.
+	# The guides include docs/examples/ as ../../examples/ and the rulebooks as ../../../extensions/: the same relative
+	# paths as in the source tree.
 	cp -r docs/examples $(DOCS_SITE)/examples
+	rm -rf $(DOCS_DIR)/extensions && cp -r extensions $(DOCS_DIR)/extensions
 	cp docs/docsite/offline-refs.rst $(DOCS_SITE)/rst/
 	$(DOCS_ENV) sphinx-build -q -W --keep-going -b html -d $(DOCS_DIR)/doctrees -c $(DOCS_SITE) \
 	  $(DOCS_SITE)/rst $(DOCS_SITE)/html

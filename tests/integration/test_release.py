@@ -117,12 +117,13 @@ def test_tarball_holds_what_users_need_and_nothing_else(tarball):
         names = archive.getnames()
     tops = {name.split("/")[0] for name in names}
     assert tops <= {"MANIFEST.json", "FILES.json", "README.md", "LICENSE", "CHANGELOG.rst", "CODE_OF_CONDUCT.md",
-                    "changelogs", "docs", "meta", "playbooks", "plugins", "roles"}, sorted(tops)
+                    "changelogs", "docs", "meta", "playbooks", "plugins", "roles", "extensions"}, sorted(tops)
     for needed in ("plugins/modules/bitwarden_cloud_comm.py", "plugins/module_utils/_bitwarden_api.py",
                    "plugins/filter/fleet_report.py", "roles/billing_sync/meta/argument_specs.yml",
                    "roles/billing_sync/tasks/main.yml", "playbooks/rollout.yml", "playbooks/status.yml",
                    "meta/runtime.yml", "meta/execution-environment.yml", "meta/ee-requirements.txt",
-                   "docs/docsite/extra-docs.yml", "docs/docsite/rst/quickstart.rst", "docs/examples/quickstart/run.sh"):
+                   "docs/docsite/extra-docs.yml", "docs/docsite/rst/quickstart.rst", "docs/examples/quickstart/run.sh",
+                   "extensions/eda/rulebooks/self_heal.yml"):
         assert needed in names, needed
     for name in names:
         parts = name.split("/")
