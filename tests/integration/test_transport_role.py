@@ -99,3 +99,16 @@ def test_a_captive_portal_page_is_an_error_never_cloud_communication_off(sim_fle
     status = run_playbook(PLAYBOOKS / "status.yml", fleet.inventory, extra_vars={"billing_sync_report_dir": str(tmp_path)})
     assert status.rc != 0 and "bw could not be read" in status.output
     assert NOT_JSON % url in " ".join(status.output.split())
+
+
+def test_a_trickling_answer_ends_at_the_request_deadline_and_the_report_names_the_host(sim_fleet, tmp_path):
+    fleet = sim_fleet([{"name": "bw-ok"}, {"name": "bw-slow"}], **FAST)
+    # A JSON true after 1200 spaces, one byte every 50 ms: a minute in all, past the 30 s request timeout.
+    fleet.client.set_faults("bw-slow", {"http": [{"method": "GET", "path_prefix": "/api/organizations/connections/enabled",
+                                                  "status": 200, "times": 100, "body": " " * 1200 + "true",
+                                                  "content_type": "application/json; charset=utf-8", "trickle": 0.05}]})
+    run = run_playbook(PLAYBOOKS / "status.yml", fleet.inventory, extra_vars={"billing_sync_report_dir": str(tmp_path)},
+                       cli_vars={"billing_sync_retry_deadline": "0"})
+    assert run.rc != 0
+    assert re.search(r"bw-slow could not be read: \S.*no answer within 30 s after 1 attempt\(s\)", run.output), run.output
+    assert "bw-ok could not be read" not in run.output

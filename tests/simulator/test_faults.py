@@ -81,6 +81,17 @@ def test_runtime_429_with_retry_after(api):
     assert api.call("GET", "/api/alive").status_code == 200
 
 
+@pytest.mark.instance("ratelimit")
+def test_a_body_fault_answers_what_a_captive_portal_or_slow_link_would(api):
+    api.fleet.client.set_faults("ratelimit", {"http": [
+        {"method": "GET", "path_prefix": "/api/alive", "status": 200, "times": 1, "body": "Sign in", "content_type": "text/plain"},
+        {"method": "GET", "path_prefix": "/api/version", "status": 200, "times": 1, "body": '"2026.8.0"', "trickle": 0.01}]})
+    portal = api.call("GET", "/api/alive")
+    assert (portal.status_code, portal.headers["Content-Type"], portal.text) == (200, "text/plain", "Sign in")
+    assert api.call("GET", "/api/version").json() == "2026.8.0"  # slowly, but whole
+    assert api.call("GET", "/api/alive").headers["Content-Type"].startswith("application/json")
+
+
 @pytest.mark.instance("cloud")
 def test_cloud_unreachable(api):
     enable_cloud(api)

@@ -61,7 +61,7 @@ def normalize_faults(faults):
     for rule in faults.get("http") or []:
         if not isinstance(rule, dict) or "status" not in rule:
             raise FleetError(f"faults.http entries need at least a status: {rule!r}")
-        extra = set(rule) - {"method", "path_prefix", "status", "times", "retry_after", "body", "content_type"}
+        extra = set(rule) - {"method", "path_prefix", "status", "times", "retry_after", "body", "content_type", "trickle"}
         if extra:
             raise FleetError(f"unknown keys in faults.http entry: {', '.join(sorted(extra))}")
         status = int(rule["status"])
@@ -76,6 +76,7 @@ def normalize_faults(faults):
             "retry_after": rule.get("retry_after"),
             "body": None if rule.get("body") is None else str(rule["body"]),
             "content_type": rule.get("content_type"),
+            "trickle": None if rule.get("trickle") is None else float(rule["trickle"]),
         })
     return {
         "restart": restart,

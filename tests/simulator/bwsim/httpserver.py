@@ -38,10 +38,11 @@ class Request:
 
 
 class Response:
-    def __init__(self, status, body=b"", content_type=None, headers=None):
+    def __init__(self, status, body=b"", content_type=None, headers=None, trickle=None):
         self.status = status
         self.body = body
         self.headers = list(headers or [])
+        self.trickle = trickle  # seconds between the body's bytes (a slow proxy or link); None: all at once
         if content_type:
             self.headers.insert(0, ("Content-Type", content_type))
 
@@ -110,8 +111,22 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if self.close_connection:
             head.append("Connection: close")
         body = b"" if self.command == "HEAD" else response.body
+        if response.trickle and body:
+            self._trickle(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"), body, response.trickle)
+            return
         # one write for head and body: no Nagle/delayed-ACK stall on keep-alive connections
         self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+
+    def _trickle(self, head, body, every):
+        """The head at once, then the body a byte at a time, until the client gives up."""
+        try:
+            self.wfile.write(head)
+            for index in range(len(body)):
+                self.wfile.write(body[index:index + 1])
+                self.wfile.flush()
+                time.sleep(every)
+        except OSError:
+            self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _dispatch
 

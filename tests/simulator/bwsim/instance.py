@@ -225,7 +225,7 @@ class Instance(ComposeProject):  # pylint: disable=too-many-instance-attributes,
         status = rule["status"]
         headers = [("Retry-After", str(rule["retry_after"]))] if rule.get("retry_after") is not None else []
         if rule.get("body") is not None:
-            response = Response(status, rule["body"].encode("utf-8"), rule.get("content_type"))
+            response = Response(status, rule["body"].encode("utf-8"), rule.get("content_type"), trickle=rule.get("trickle"))
         elif status == 429:
             response = text_response(429, "API calls quota exceeded! maximum admitted 100 per 1m.")
         elif status in (502, 503, 504):
