@@ -20,8 +20,10 @@ STANDARD = "standard"
 LITE = "lite"
 KINDS = (STANDARD, LITE)
 SETTINGS_ENV = "settings.env"
-# The files `docker compose` looks for in its working directory, in its order.
-COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
+# The files `docker compose` looks for in its working directory, in its order of preference, and the override files
+# it adds to the one it found (compose-go cli/options.go: DefaultFileNames, DefaultOverrideFileNames; first match each).
+COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
+OVERRIDE_FILES = ("compose.override.yml", "compose.override.yaml", "docker-compose.override.yml", "docker-compose.override.yaml")
 BECOME = "Run the task as root or as the installation user (become: true)."
 
 # root: the install dir (standard: holds bitwarden.sh and bwdata; lite: the compose dir).
@@ -46,6 +48,15 @@ def compose_file(module, directory):
         if is_file(module, path):
             return path
     return None
+
+
+def compose_files(module, directory):
+    """What `docker compose` in ``directory`` loads: its compose file and the first override file; [] without one."""
+    main = compose_file(module, directory)
+    if not main:
+        return []
+    override = next((path for path in (os.path.join(directory, name) for name in OVERRIDE_FILES) if is_file(module, path)), None)
+    return [main, override] if override else [main]
 
 
 def detect(module, bwdata, compose_dir=None, deployment=None, env_file=None):

@@ -18,8 +18,11 @@ description:
     hosts that need them. RV(converged) is V(true) when nothing is due.
   - A restart that an earlier run started and that did not end with the server answering
     (M(selfhost.bitwarden.bitwarden_cloud_comm) leaves a marker file beside the env file until
-    M(selfhost.bitwarden.bitwarden_wait_for_server) has seen the server again) is reported as RV(restart_pending);
-    the server is then not asked anything, because it may be down.
+    M(selfhost.bitwarden.bitwarden_wait_for_server) has seen the server again) is reported as RV(restart_pending)
+    when the server does not answer at the first attempt (it may be down: no retries) or still runs with cloud
+    communication off. A server that answers with the env file's settings already running (the run was killed after
+    its restart, or someone restarted it by hand) needs no restart: the marker is reported as RV(restart_marker_stale),
+    for the caller to remove.
   - Checks the installation like M(selfhost.bitwarden.bitwarden_cloud_comm) does and fails with the same messages.
 author:
   - selfhost.bitwarden contributors (@selfhost-bitwarden)
@@ -151,6 +154,22 @@ restart_marker:
   returned: always
   type: str
   sample: /opt/bitwarden/bwdata/env/.selfhost-bitwarden-restart-pending
+restart_marker_stale:
+  description:
+    - Whether the restart marker is there although the running server already has the settings of the env file, so
+      that removing it is all that is left of the earlier restart.
+  returned: always
+  type: bool
+compose_files:
+  description:
+    - The compose files C(docker compose) uses in the compose dir, in its order of preference (C(compose.yaml),
+      C(compose.yml), C(docker-compose.yml), C(docker-compose.yaml)), then the first override file it finds
+      (C(compose.override.yml), C(compose.override.yaml), C(docker-compose.override.yml), C(docker-compose.override.yaml)).
+      For C(COMPOSE_FILE) of a C(docker compose up -d) restart.
+  returned: always
+  type: list
+  elements: str
+  sample: [/opt/bitwarden/compose.yaml]
 token_action:
   description:
     - What M(selfhost.bitwarden.bitwarden_billing_sync_token) would do with O(billing_sync_token)
@@ -213,6 +232,14 @@ def server_drift(client, organization_id, token, first_sync, restart_required):
                 restart_pending=not comm_enabled and not restart_required), drift
 
 
+def compose_dir(params, plan):
+    """Where the compose restart runs: the compose dir given, else Lite's install dir or bwdata/docker."""
+    if params["compose_dir"]:
+        return params["compose_dir"]
+    bwdata = os.path.normpath(params["bwdata_path"])
+    return os.path.dirname(bwdata) if plan.deployment == _deployment.LITE else os.path.join(bwdata, "docker")
+
+
 def check_client_id(module, client_id):
     """Only an owner's personal API key can read the connection: say so before any request."""
     if client_id and not (client_id.strip().startswith("user.") and GUID.match(client_id.strip()[5:])):
@@ -247,12 +274,29 @@ def main():
     marker = _cloud_comm.restart_marker(plan.env_file)
     result = dict(changed=False, deployment=plan.deployment, env_file=plan.env_file, restart_marker=marker,
                   env_changed=plan.new_text != plan.text or bool(leftovers), restart_required=plan.restart_required,
-                  restart_pending=False, cloud_communication_enabled=None, organization_id=None, connection=None, token_action="unknown", first_sync_due=False)
+                  restart_pending=False, restart_marker_stale=False, compose_files=_deployment.compose_files(module, compose_dir(params, plan)),
+                  cloud_communication_enabled=None, organization_id=None, connection=None, token_action="unknown", first_sync_due=False)
 
-    if os.path.exists(marker):
-        # An earlier run changed the file and its restart never ended with the server answering: it may be down.
-        result["restart_pending"] = not plan.restart_required
+    marked = os.path.exists(marker)
+    if marked and plan.restart_required:
+        # The file changes again and the restart follows; the server may be down, so it is not asked.
         drift.append("a restart started by an earlier run did not finish")
+    elif marked:
+        # An earlier run changed the file and its restart never ended with the server answering. One look without
+        # retries: a down server (a run killed inside the restart) is started again at once, while one already
+        # running with the file's settings (a run killed after the restart) must not be restarted a second time.
+        try:
+            client.send("GET", "/api/alive", auth=False, deadline=0)
+            server, found = server_drift(client, params["organization_id"], token, params["first_sync"], False)
+        except BitwardenApiError:
+            server, found = None, []
+        if server is None or server["restart_pending"]:
+            result["restart_pending"] = True
+            drift.append("a restart started by an earlier run did not finish")
+        else:
+            result.update(server, restart_marker_stale=True)
+            drift.append("an earlier run left its restart marker, but the server already runs with the env file's settings")
+            drift.extend(found)
     else:
         try:
             server, found = server_drift(client, params["organization_id"], token,

@@ -14,31 +14,49 @@ description:
     never change and restart the same server at the same time. A second run waits up to O(timeout) seconds and
     then continues on the host the first run left.
   - The lock is a file, C(<bwdata_path>/.selfhost-bitwarden.lock) unless O(path) says otherwise, created with
-    C(O_EXCL) and holding JSON with the holder (O(run_id), O(holder), the managed host's name and the module's
-    process id), the time it was taken and when it expires.
-  - A lock whose holder did not give it back (a run killed with C(kill -9), a lost controller) is taken over once it
-    expires, O(expires_after) seconds after it was taken or last renewed. Acquiring again with the same O(run_id)
-    renews it.
+    C(O_EXCL) and holding JSON with the holder (O(run_id), O(holder), the managed host's name, the controller process
+    that runs the play), the time it was taken and when it expires.
+  - The holder of a lock is the C(ansible-playbook) process on the controller, not the short-lived module process on
+    the managed host. The module's action plugin records that process (controller host name, boot id, PID namespace,
+    PID and its start time from C(/proc/<pid>/stat)) in the lock.
+  - A lock whose holder is provably dead is taken over at once, with a warning. It is provably dead when it was taken
+    from this same controller (same host name, boot id and PID namespace) and its process is gone or is another
+    process now (a different start time under the same PID). A holder on another controller cannot be checked from
+    here; its lock is waited for and taken over once it expires, O(expires_after) seconds after it was taken or last
+    renewed. The action plugin looks at the holder before it waits; a holder that dies while another run waits for it
+    is taken over at its expiry.
+  - A lock file that cannot be read (not UTF-8, not JSON, truncated or empty, an C(expires) without a time zone, a
+    missing run id) is the leftover of a writer that died or of someone else's editor; it is taken over at once with
+    a warning that names what was wrong with it.
+  - Acquiring again with the same O(run_id) renews it.
   - Only the holder releases the lock. Releasing with another O(run_id) fails and leaves the lock in place; releasing a
     lock that is not there changes nothing.
   - Every change of the lock file happens under an exclusive C(flock) on its directory, so two runs that find
-    the same expired lock cannot both take it over.
+    the same stale lock cannot both take it over.
 author:
   - selfhost.bitwarden contributors (@selfhost-bitwarden)
 extends_documentation_fragment:
   - selfhost.bitwarden.attributes
 attributes:
+  action:
+    support: full
+    details:
+      - The action plugin runs on the controller; it records the controller process that holds the lock and decides
+        whether a holder from this controller is dead.
   check_mode:
     support: full
     details:
-      - In check mode the lock file is never written or removed and the module never waits. O(state=acquired)
-        reports whether it would take the lock, and when another run holds it returns that holder in RV(holder)
-        with a warning (a check-mode report next to a running change can be out of date when that run finishes).
+      - In check mode the lock file is never written or removed and the module never waits. A free lock, or one this
+        run holds, reports no change and no diff (a real run takes and gives back the lock: nothing stays). Only a
+        stale lock that a real run would take over (provably dead holder, expired, unreadable) reports a change, with
+        that holder in the diff.
+      - When another live run holds the lock, a warning names that holder (a check-mode report next to a running
+        change can be out of date when that run finishes).
       - Because check mode takes no lock, a check-mode run never blocks a real run and is never blocked by one.
   diff_mode:
     support: full
     details:
-      - Shows the lock file's holder before and after.
+      - Shows the lock file's holder before and after when the lock file changes.
   idempotent:
     support: full
     details:
@@ -60,7 +78,7 @@ options:
   holder:
     description:
       - Free text about the holder, written into the lock file and shown to runs that wait, for example the
-        controller's host name, user and process id.
+        controller's host name and user.
     type: str
     default: ""
   bwdata_path:
@@ -74,23 +92,43 @@ options:
     type: path
   timeout:
     description:
-      - Seconds to wait while another run holds a lock that has not expired, from 0 (do not wait) to 86400.
+      - Seconds to wait while another live run holds a lock that has not expired, from 0 (do not wait) to 86400.
+      - The default outlasts the default O(expires_after), so that a waiting run can always outwait a lock abandoned
+        on another controller. Keep it above O(expires_after) when you change either.
     type: int
-    default: 900
+    default: 1860
   expires_after:
     description:
       - Seconds after which a lock that was not released or renewed counts as abandoned and may be taken over,
-        from 60 to 86400. Keep it longer than a run (a restart wait included).
+        from 60 to 86400. Keep it longer than a run (a restart wait included) and below O(timeout).
     type: int
-    default: 3600
+    default: 1800
   poll:
     description:
       - Seconds between two looks at a held lock.
     type: float
     default: 2
+  controller:
+    description:
+      - The controller process that holds the lock for this run, written into the lock file. The action plugin sets
+        it; leave it unset.
+    type: dict
+  takeover_run_id:
+    description:
+      - The run id of a holder known to be dead. When the lock file still names this run, it is taken over at once.
+        The action plugin sets it for a holder it proved dead; set it yourself only for a run you know is gone.
+    type: str
+  fail_when_held:
+    description:
+      - When V(false), a lock still held by another run after O(timeout) is reported with RV(acquired=false) instead
+        of failing the task.
+    type: bool
+    default: true
 notes:
   - The lock protects the runs of this collection against each other; it does not stop someone running
     C(bitwarden.sh) by hand.
+  - Proving a holder dead needs C(/proc) on the controller (Linux). Elsewhere a lock of a killed run is taken over
+    when it expires.
 seealso:
   - module: selfhost.bitwarden.bitwarden_cloud_comm
 """
@@ -101,12 +139,13 @@ EXAMPLES = r"""
     bitwarden_run_id: "{{ 999999999999 | random | string | to_uuid }}"
   run_once: true
 
-- name: Take the host's lock (wait up to 15 minutes for another run)
+- name: Take the host's lock (wait up to 31 minutes for another run)
   selfhost.bitwarden.bitwarden_lock:
     bwdata_path: /home/bitwarden/bwdata
     run_id: "{{ bitwarden_run_id }}"
-    holder: "{{ lookup('ansible.builtin.pipe', 'hostname') }} {{ lookup('ansible.builtin.env', 'USER') }}"
-    timeout: 900
+    holder: "{{ lookup('ansible.builtin.env', 'USER') }}"
+    timeout: 1860
+    expires_after: 1800
 
 - name: Give the lock back
   selfhost.bitwarden.bitwarden_lock:
@@ -121,10 +160,17 @@ path:
   returned: always
   type: str
   sample: /opt/bitwarden/bwdata/.selfhost-bitwarden.lock
+acquired:
+  description:
+    - Whether this run holds the lock after the task (in check mode, whether it would). V(false) only with
+      O(fail_when_held=false), or in check mode while another live run holds it.
+  returned: when O(state=acquired)
+  type: bool
+  sample: true
 holder:
   description:
     - The lock file's content after the task; V(null) when no lock is held.
-    - In check mode, when another run holds the lock, that holder.
+    - In check mode, the holder a real run would write, or, when another run holds the lock, that holder.
   returned: always
   type: dict
   contains:
@@ -137,9 +183,11 @@ holder:
     host:
       description: The managed host's name, as the module saw it.
       type: str
-    pid:
-      description: Process id of the module that took the lock.
-      type: int
+    controller:
+      description:
+        - The controller process of the run (C(host), C(boot_id), C(pid_ns), C(pid), C(started) in clock ticks
+          after boot); empty when the module ran without its action plugin.
+      type: dict
     acquired:
       description: When the lock was taken or last renewed (UTC, ISO 8601).
       type: str
@@ -147,22 +195,31 @@ holder:
       description: When the lock counts as abandoned (UTC, ISO 8601).
       type: str
   sample:
-    run_id: 0b1f4a36-8f84-5c0e-9c5e-2f1d3f9a7b21
-    holder: ops-controller alice
+    run_id: 20261129T130000000000-42
+    holder: ops-controller (selfhost.bitwarden billing_sync)
     host: bw-prod-1
-    pid: 4242
+    controller: {host: ops-controller, boot_id: 0f6e1c1e-0d59-4c1b-a4c3-6d1f0c1e9a11, pid_ns: "pid:[4026531836]",
+                 pid: 4242, started: 81234567}
     acquired: "2026-11-29T13:00:00+00:00"
-    expires: "2026-11-29T14:00:00+00:00"
+    expires: "2026-11-29T13:30:00+00:00"
 waited:
   description: Seconds spent waiting for another holder.
   returned: always
   type: float
   sample: 12.3
 taken_over:
-  description: The expired lock that was replaced, V(null) when none was.
+  description:
+    - The stale lock that was replaced (in check mode, that would be), V(null) when none was. An unreadable file
+      shows as C({unreadable: <what was wrong>}).
   returned: always
   type: dict
   sample: null
+taken_over_because:
+  description: Why the lock was stale, V(null) when none was taken over.
+  returned: always
+  type: str
+  choices: [holder dead, expired, unreadable]
+  sample: holder dead
 """
 
 import datetime
@@ -177,41 +234,49 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
 LOCK_NAME = ".selfhost-bitwarden.lock"
-# A holder killed between creating the file and writing it leaves it empty: treat it as taken this long after its mtime.
-UNWRITTEN_GRACE = 60
 
 
 def utc_now():
     return datetime.datetime.now(datetime.timezone.utc)
 
 
+def parse_expires(value):
+    """The lock's expiry as an aware datetime; ValueError for anything else (a naive time cannot be compared)."""
+    if not isinstance(value, str):
+        raise ValueError("no expires")
+    expires = datetime.datetime.fromisoformat(value)
+    if expires.tzinfo is None:
+        raise ValueError("expires %s has no time zone" % value)
+    return expires
+
+
 def read_lock(path):
-    """The holder dict, {} for a file without readable content, None when there is no lock file."""
+    """(holder, problem): (None, None) without a lock file, (dict, None) for a readable one, ({}, why) for junk.
+
+    Writers hold the directory guard from create to fsync, so a reader under the guard never sees a live writer's
+    half-written file: whatever cannot be read is a dead writer's or someone else's, never a run's in progress."""
     try:
-        with open(path, "r") as handle:
-            text = handle.read()
+        with open(path, "rb") as handle:
+            data = handle.read()
     except (IOError, OSError) as exc:
         if exc.errno == errno.ENOENT:
-            return None
+            return None, None
         raise
+    if not data.strip():
+        return {}, "the file is empty"
     try:
-        data = json.loads(text)
+        holder = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        return {}, "the file is not UTF-8"
     except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def expired(path, holder, now):
-    """Whether a lock may be taken over: past its expiry (or, unreadable, past the grace after its mtime)."""
+        return {}, "the file is not JSON (truncated?)"
+    if not isinstance(holder, dict) or not isinstance(holder.get("run_id"), str) or not holder["run_id"]:
+        return {}, "the file names no run_id"
     try:
-        expires = datetime.datetime.fromisoformat(holder["expires"])
-    except (KeyError, TypeError, ValueError):
-        try:
-            mtime = os.stat(path).st_mtime
-        except OSError:
-            return True
-        return time.time() > mtime + UNWRITTEN_GRACE
-    return now >= expires
+        parse_expires(holder.get("expires"))
+    except (TypeError, ValueError) as exc:
+        return {}, "its expires is unusable (%s)" % to_native(exc)
+    return holder, None
 
 
 class DirectoryGuard:
@@ -235,17 +300,36 @@ def new_holder(params, now):
         "run_id": params["run_id"],
         "holder": params["holder"],
         "host": socket.gethostname(),
-        "pid": os.getpid(),
+        "controller": params["controller"] or {},
         "acquired": now.isoformat(),
         "expires": (now + datetime.timedelta(seconds=params["expires_after"])).isoformat(),
     }
 
 
 def describe(holder):
-    if not holder:
-        return "an unreadable lock file"
-    return "run %s (%s) since %s, until %s" % (holder.get("run_id"), holder.get("holder") or "no holder given",
-                                               holder.get("acquired"), holder.get("expires"))
+    controller = holder.get("controller") or {}
+    process = (", controller process %s on %s" % (controller.get("pid"), controller.get("host"))) if controller else ""
+    return "run %s (%s%s) since %s, until %s" % (holder.get("run_id"), holder.get("holder") or "no holder given",
+                                                 process, holder.get("acquired"), holder.get("expires"))
+
+
+def stale_reason(current, problem, params, now):
+    """Why a lock another run wrote may be taken over now, or None while it counts as held."""
+    if problem:
+        return "unreadable"
+    if params["takeover_run_id"] and current["run_id"] == params["takeover_run_id"]:
+        return "holder dead"
+    if now >= parse_expires(current["expires"]):
+        return "expired"
+    return None
+
+
+def take_over(module, path, current, problem, reason, result):
+    result.update(taken_over={"unreadable": problem} if problem else current, taken_over_because=reason)
+    what = {"unreadable": "could not be read (%s)" % problem,
+            "holder dead": "was held by %s, whose controller process is gone" % describe(current),
+            "expired": "was held by %s, which expired" % describe(current)}[reason]
+    module.warn("The lock file %s %s: %s." % (path, what, "a real run would take it over" if module.check_mode else "took it over"))
 
 
 def acquire(module, path, result):
@@ -255,34 +339,36 @@ def acquire(module, path, result):
     while True:
         with DirectoryGuard(os.path.dirname(path)):
             now = utc_now()
-            current = read_lock(path)
-            mine = current is not None and current.get("run_id") == params["run_id"]
-            free = current is None or (not mine and expired(path, current, now))
-            if mine:
+            current, problem = read_lock(path)
+            if current is not None and not problem and current["run_id"] == params["run_id"]:
                 # Renew: the same run acquiring again (a later play, a retry) extends its expiry.
                 holder = dict(current, expires=(now + datetime.timedelta(seconds=params["expires_after"])).isoformat())
                 if not module.check_mode:
                     write(path, holder, create=False)
-                result.update(holder=holder)
+                result.update(holder=holder, acquired=True)
                 return current
-            if free:
-                if current is not None:
-                    result["taken_over"] = current
+            reason = None if current is None else stale_reason(current, problem, params, now)
+            if current is None or reason:
+                if reason:
+                    take_over(module, path, current, problem, reason, result)
                 holder = new_holder(params, now)
+                # Check mode: a free lock would be taken and given back, nothing stays; a stale one would be replaced.
+                result.update(changed=bool(reason) or not module.check_mode, holder=holder, acquired=True)
                 if not module.check_mode:
                     if current is not None:
                         os.unlink(path)
                     write(path, holder, create=True)
-                result.update(changed=True, holder=holder)
                 return current
         waited = time.monotonic() - started
         if module.check_mode:
             module.warn("%s is held by %s: this check-mode report may be out of date when that run finishes"
                         % (path, describe(current)))
-            result.update(holder=current, changed=True)
+            result.update(holder=current, acquired=False)
             return current
         if waited + params["poll"] > params["timeout"]:
-            result.update(waited=round(waited, 1), holder=current)
+            result.update(waited=round(waited, 1), holder=current, acquired=False)
+            if not params["fail_when_held"]:
+                return current
             module.fail_json(msg="%s is held by %s; waited %.0f s (timeout=%d): let that run finish, raise timeout, or, "
                                  "if that run is dead, delete the file (it also counts as abandoned at its expiry)"
                                  % (path, describe(current), waited, params["timeout"]), **result)
@@ -305,12 +391,15 @@ def write(path, holder, create):
 def release(module, path, result):
     """Remove the lock if this run holds it; return the holder found before."""
     with DirectoryGuard(os.path.dirname(path)):
-        current = read_lock(path)
+        current, problem = read_lock(path)
         if current is None:
             return None
-        if current.get("run_id") != module.params["run_id"]:
+        if problem or current["run_id"] != module.params["run_id"]:
+            if module.check_mode:
+                return None  # check mode never took the lock, so it has nothing to give back
             module.fail_json(msg="%s is held by %s, not by run %s: only the holder releases it (nothing was changed)"
-                                 % (path, describe(current), module.params["run_id"]), **dict(result, holder=current))
+                                 % (path, describe(current) if not problem else "nobody readable (%s)" % problem,
+                                    module.params["run_id"]), **dict(result, holder=current))
         result.update(changed=True, holder=None)
         if not module.check_mode:
             os.unlink(path)
@@ -325,9 +414,12 @@ def main():
             holder=dict(type="str", default=""),
             bwdata_path=dict(type="path", default="/opt/bitwarden/bwdata"),
             path=dict(type="path"),
-            timeout=dict(type="int", default=900),
-            expires_after=dict(type="int", default=3600),
+            timeout=dict(type="int", default=1860),
+            expires_after=dict(type="int", default=1800),
             poll=dict(type="float", default=2),
+            controller=dict(type="dict"),
+            takeover_run_id=dict(type="str"),
+            fail_when_held=dict(type="bool", default=True),
         ),
         supports_check_mode=True,
     )
@@ -346,14 +438,15 @@ def main():
         module.fail_json(msg="the directory of the lock file %s does not exist: set bwdata_path to the installation's "
                              "bwdata directory (or path to a file in an existing directory)" % path)
 
-    result = dict(changed=False, path=path, holder=None, waited=0.0, taken_over=None)
+    result = dict(changed=False, path=path, holder=None, waited=0.0, taken_over=None, taken_over_because=None)
     try:
         before = (acquire if params["state"] == "acquired" else release)(module, path, result)
     except (IOError, OSError) as exc:
         module.fail_json(msg="cannot use the lock file %s (%s): the module needs write access to its directory (become "
                              "the installation's user or root)" % (path, to_native(exc)), **result)
-    if module._diff:
-        result["diff"] = {"before": before or {}, "after": result["holder"] or {}}
+    if module._diff and result["changed"]:
+        result["diff"] = {"before": before or ({"unreadable": result["taken_over"]["unreadable"]} if result["taken_over"] else {}),
+                          "after": result["holder"] or {}}
     module.exit_json(**result)
 
 

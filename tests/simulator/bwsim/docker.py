@@ -13,6 +13,8 @@ import threading
 
 import yaml
 
+from . import pause
+
 DOCKER_VERSION = "Docker version 28.2.2, build e6534b4"
 COMPOSE_VERSION = "Docker Compose version v2.36.2"
 # contract §7: what a host that cannot reach the registry gets from docker (measured: rc 18 from compose pull)
@@ -122,7 +124,16 @@ class DockerHost:
         """-> (stdout, stderr, exit code) of `docker <argv>`."""
         project = self.find(argv, cwd, env)
         faults = project.faults if project is not None else {}
-        result = self._dispatch(argv, project, faults)
+        verb = next((a for a in argv[1:] if not a.startswith("-")), None) if argv[:1] == ["compose"] else None
+        if verb in ("pull", "up"):
+            pause.at_compose(faults, verb, self.stopping)
+        missing = [path for path in (env.get("COMPOSE_FILE") or "").split(":")
+                   if path and not os.path.exists(os.path.join(cwd or "/", path))]
+        if verb not in (None, "version") and missing and not faults.get("no_compose"):
+            # compose opens every file COMPOSE_FILE names before anything else
+            result = "", f"open {os.path.join(cwd or '/', missing[0])}: no such file or directory\n", 1
+        else:
+            result = self._dispatch(argv, project, faults)
         if project is not None:
             with self._lock:
                 self.calls[id(project)].append({"argv": list(argv), "user": user, "exit_code": result[2]})

@@ -5,6 +5,8 @@ import re
 
 import yaml
 
+from . import pause
+
 DEFAULTS = {
     "version": "2026.8.0",
     "region": "US",
@@ -21,6 +23,7 @@ DEFAULTS = {
     "sponsorships": 0,         # Families sponsorships offered locally (the sponsorship sync job only calls with some)
     "faults": {},
     "cloud_endpoint_fault": None,
+    "compose_file": "docker-compose.yml",  # Lite: the name of its compose file (any name docker compose looks for)
 }
 # Fleet-level keys (top level of the fleet file) and their defaults.
 FLEET_OPTIONS = {"serve_clouds": True}
@@ -28,6 +31,7 @@ CLOUD_ENDPOINT_FAULTS = (None, "dns", "refused", "tls", "wrong_region")
 
 REGIONS = ("US", "EU")
 DEPLOYMENTS = ("standard", "lite")
+COMPOSE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
 RESTART_FAULTS = ("ok", "fail", "never_returns", "hangs")
 HOST_FAULTS = ("pull_fails", "no_compose", "images_missing")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -51,7 +55,7 @@ def normalize_faults(faults):
         faults = {}
     if not isinstance(faults, dict):
         raise FleetError("faults must be a mapping")
-    unknown = set(faults) - {"restart", "http", "cloud_unreachable", "wrong_billing_sync_token", *HOST_FAULTS}
+    unknown = set(faults) - {"restart", "http", "pause", "cloud_unreachable", "wrong_billing_sync_token", *HOST_FAULTS}
     if unknown:
         raise FleetError(f"unknown fault(s): {', '.join(sorted(unknown))}")
     restart = faults.get("restart", "ok")
@@ -81,6 +85,7 @@ def normalize_faults(faults):
     return {
         "restart": restart,
         "http": http,
+        "pause": pause.normalize(faults.get("pause"), FleetError),
         "cloud_unreachable": bool(faults.get("cloud_unreachable", False)),
         "wrong_billing_sync_token": bool(faults.get("wrong_billing_sync_token", False)),
         **{key: bool(faults.get(key, False)) for key in HOST_FAULTS},
@@ -107,6 +112,8 @@ def _instance_spec(raw, defaults):
     spec["env_region"] = str(spec["env_region"] or spec["region"]).upper()
     if spec["deployment"] not in DEPLOYMENTS:
         raise FleetError(f"{name}: deployment must be standard or lite")
+    if spec["compose_file"] not in COMPOSE_NAMES or spec["compose_file"] != "docker-compose.yml" and spec["deployment"] != "lite":
+        raise FleetError(f"{name}: compose_file is for Lite only and one of {', '.join(COMPOSE_NAMES)}")
     for key in ("tls", "push_notifications", "license", "preconfigured"):
         spec[key] = bool(spec[key])
     for key in ("restart_delay", "warmup", "error_delay"):

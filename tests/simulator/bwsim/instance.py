@@ -11,7 +11,7 @@ import time
 import urllib.parse
 import uuid
 
-from . import apilog, envfile, layout
+from . import apilog, envfile, layout, pause
 from .docker import ComposeProject
 from .cloud import CloudResponse, Unreachable, license_document
 from .fleet import normalize_faults, parse_version
@@ -591,6 +591,7 @@ class Instance(ComposeProject):  # pylint: disable=too-many-instance-attributes,
         template = route.template if route else ("(method not allowed)" if params == "405" else "(unmatched)")
         is_api = request.path.lower().startswith("/api/")
         self.counters.request(f"{request.method} {template}", is_api and request.method in WRITE_METHODS)
+        pause.at_request(self.faults, request.method, request.path, self.sim.stopping)
         rule = self._take_http_fault(request)
         if rule is not None:
             return self._fault_response(rule)

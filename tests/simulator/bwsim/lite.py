@@ -137,10 +137,10 @@ class LitePaths:
     """The compose dir (DIR/<name>/: docker-compose.yml, settings.env) and the named volumes docker keeps elsewhere
     (DIR/docker-volumes/<project>_<volume>/_data, like /var/lib/docker/volumes)."""
 
-    def __init__(self, root):
+    def __init__(self, root, compose_name="docker-compose.yml"):
         self.root = root
         self.docker_dir = root  # the compose project dir
-        self.compose_file = os.path.join(root, "docker-compose.yml")
+        self.compose_file = os.path.join(root, compose_name)
         self.env_file = os.path.join(root, "settings.env")
         volumes = os.path.join(os.path.dirname(root), "docker-volumes")
         project = os.path.basename(root)
@@ -162,7 +162,7 @@ class LiteInstance(Instance):
         root = os.path.join(self.sim.directory, self.name)
         if os.path.isdir(root):
             shutil.rmtree(root)
-        paths = LitePaths(root)
+        paths = LitePaths(root, self.spec["compose_file"])
         db_password = envfile.random_string(24)
         _write(paths.compose_file, COMPOSE_YML.format(version=self.spec["version"], db_password=db_password), 0o644)
         _write(paths.env_file, settings_env(self.url, self.installation_id, self.installation_key, db_password), 0o600)

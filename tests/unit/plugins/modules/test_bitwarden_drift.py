@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from urllib.error import URLError
+
 import pytest
 from ansible_collections.selfhost.bitwarden.plugins.module_utils import _cloud_comm
 from ansible_collections.selfhost.bitwarden.plugins.modules import bitwarden_drift as module
@@ -9,6 +12,7 @@ from helpers.setup_env import Install, setup_env
 
 from unit.plugins.module_utils.bitwarden_fakes import (  # pylint: disable=unused-import
     BASE_ARGS,
+    Call,
     ORG,
     SYNC_TOKEN,
     assert_no_secret,
@@ -19,6 +23,8 @@ from unit.plugins.module_utils.bitwarden_fakes import (  # pylint: disable=unuse
     token_call,
 )
 
+ALIVE = Call("GET", "/api/alive", auth=False, body="2026-12-06T00:00:00Z")
+REFUSED = URLError(ConnectionRefusedError(111, "Connection refused"))
 LAST_SYNC = "2026-08-20T14:03:11.1234567+00:00"
 ENABLED_US = ("globalSettings__enableCloudCommunication=true\n"
               "globalSettings__installation__identityUri=https://identity.bitwarden.com\n"
@@ -85,15 +91,43 @@ def test_other_token_is_an_update_and_is_never_shown(install, fake_server, capsy
     assert_no_secret(output, ("old-token-value-1234", SYNC_TOKEN))
 
 
-def test_marker_of_an_unfinished_restart_asks_nothing_of_the_server(install, fake_server, capsys):
+def test_marker_and_a_down_server_is_a_pending_restart_after_one_attempt(install, fake_server, capsys):
     converge_file(install)
+    open(_cloud_comm.restart_marker(str(install.env)), "w").close()
+    server = fake_server([Call("GET", "/api/alive", auth=False, raises=REFUSED)])
+    failed, result, dummy = run_module(module.main, args(install), capsys)
+    server.done()
+    assert not failed and result["restart_pending"] and not result["converged"] and not result["restart_marker_stale"]
+    assert result["token_action"] == "unknown" and result["cloud_communication_enabled"] is None and server.sleeps == []
+    assert result["restart_marker"] == _cloud_comm.restart_marker(str(install.env))
+
+
+def test_marker_on_a_server_that_already_runs_the_file_is_stale_not_a_restart(install, fake_server, capsys):
+    converge_file(install)
+    open(_cloud_comm.restart_marker(str(install.env)), "w").close()
+    server = fake_server([ALIVE, token_call(), get_enabled(), get_connection(last_sync=LAST_SYNC)])
+    failed, result, dummy = run_module(module.main, args(install), capsys)
+    server.done()
+    assert not failed and not result["restart_pending"] and result["restart_marker_stale"] and not result["converged"]
+    assert result["drift"] == ["an earlier run left its restart marker, but the server already runs with the env file's settings"]
+    assert result["token_action"] == "none" and os.path.exists(result["restart_marker"])  # drift only reads
+
+
+def test_marker_on_a_server_still_off_is_a_pending_restart(install, fake_server, capsys):
+    converge_file(install)
+    open(_cloud_comm.restart_marker(str(install.env)), "w").close()
+    server = fake_server([ALIVE, token_call(), get_enabled(False), get_connection(last_sync=LAST_SYNC)])
+    failed, result, dummy = run_module(module.main, args(install), capsys)
+    server.done()
+    assert not failed and result["restart_pending"] and not result["restart_marker_stale"]
+
+
+def test_marker_with_a_file_to_change_asks_nothing(install, fake_server, capsys):
     open(_cloud_comm.restart_marker(str(install.env)), "w").close()
     server = fake_server([])
     failed, result, dummy = run_module(module.main, args(install), capsys)
     server.done()
-    assert not failed and result["restart_pending"] and not result["converged"]
-    assert result["token_action"] == "unknown" and result["cloud_communication_enabled"] is None
-    assert result["restart_marker"] == _cloud_comm.restart_marker(str(install.env))
+    assert not failed and result["restart_required"] and not result["restart_pending"] and result["cloud_communication_enabled"] is None
 
 
 def test_installation_problems_fail_like_cloud_comm(tmp_path, fake_server, capsys):

@@ -7,6 +7,8 @@ import json
 import os
 import stat
 
+import pytest
+
 from ansible_collections.selfhost.bitwarden.plugins.modules import bitwarden_lock as module
 
 from unit.plugins.module_utils.bitwarden_fakes import FakeClock, run_module
@@ -36,7 +38,7 @@ def test_acquire_writes_the_holder_and_again_only_renews(tmp_path, capsys):
     assert not failed and result["changed"] and result["path"] == str(lock_file(tmp_path))
     content = json.loads(lock_file(tmp_path).read_text(encoding="utf-8"))
     assert content == result["holder"]
-    assert content["run_id"] == RUN and content["holder"] == "ctl alice" and content["pid"] > 0
+    assert content["run_id"] == RUN and content["holder"] == "ctl alice" and content["controller"] == {}
     acquired = datetime.datetime.fromisoformat(content["acquired"])
     assert datetime.datetime.fromisoformat(content["expires"]) - acquired == datetime.timedelta(seconds=600)
     assert stat.S_IMODE(os.stat(lock_file(tmp_path)).st_mode) == 0o644
@@ -82,14 +84,63 @@ def test_an_expired_lock_is_taken_over(tmp_path, capsys):
     assert result["diff"] == {"before": stale, "after": result["holder"]}
 
 
-def test_an_unwritten_lock_counts_as_held_until_the_grace_has_passed(tmp_path, capsys):
-    lock_file(tmp_path).write_bytes(b"")  # holder killed between O_EXCL and write
-    failed, result, dummy = run_module(module.main, args(tmp_path), capsys)
-    assert failed and "an unreadable lock file" in result["msg"]
-    old = os.stat(lock_file(tmp_path)).st_mtime - module.UNWRITTEN_GRACE - 1
-    os.utime(lock_file(tmp_path), (old, old))
-    failed, result, dummy = run_module(module.main, args(tmp_path), capsys)
-    assert not failed and result["changed"] and result["taken_over"] == {}
+JUNK = {
+    "empty (killed between O_EXCL and write)": (b"", "the file is empty"),
+    "not UTF-8": (b'{"run_id": "r\xff\xfe", "expires": "2099-01-01T00:00:00+00:00"}', "not UTF-8"),
+    "truncated JSON": (b'{"run_id": "run-2222", "expi', "not JSON"),
+    "expires without a time zone": (b'{"run_id": "run-2222", "expires": "2099-01-01T00:00:00"}', "has no time zone"),
+    "expires not a date": (b'{"run_id": "run-2222", "expires": "soon"}', "expires is unusable"),
+    "no run_id": (b'{"expires": "2099-01-01T00:00:00+00:00"}', "names no run_id"),
+    "a JSON list": (b"[1, 2]", "names no run_id"),
+}
+
+
+@pytest.mark.parametrize("junk", sorted(JUNK))
+def test_an_unreadable_lock_file_is_taken_over_at_once_with_a_warning(tmp_path, capsys, junk):
+    data, why = JUNK[junk]
+    lock_file(tmp_path).write_bytes(data)
+    failed, result, output = run_module(module.main, args(tmp_path), capsys, diff=True)
+    assert not failed, result
+    assert result["changed"] and result["acquired"] and result["taken_over_because"] == "unreadable"
+    assert why in result["taken_over"]["unreadable"] and why in output and "took it over" in output
+    assert json.loads(lock_file(tmp_path).read_text(encoding="utf-8"))["run_id"] == RUN
+    assert result["diff"]["before"] == result["taken_over"]
+
+
+@pytest.mark.parametrize("junk", sorted(JUNK))
+def test_release_of_an_unreadable_lock_fails_without_crashing(tmp_path, capsys, junk):
+    lock_file(tmp_path).write_bytes(JUNK[junk][0])
+    failed, result, dummy = run_module(module.main, args(tmp_path, state="released"), capsys)
+    assert failed and "nobody readable" in result["msg"] and lock_file(tmp_path).read_bytes() == JUNK[junk][0]
+
+
+def test_a_holder_the_controller_proved_dead_is_taken_over_at_once(tmp_path, capsys, monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(module, "time", clock)
+    dead = held_by(tmp_path, OTHER, 3600)
+    failed, result, output = run_module(module.main, args(tmp_path, timeout=600, takeover_run_id=OTHER), capsys)
+    assert not failed and result["changed"] and result["taken_over"] == dead and clock.sleeps == []
+    assert result["taken_over_because"] == "holder dead" and "whose controller process is gone" in output
+
+
+def test_a_takeover_for_another_run_id_still_waits(tmp_path, capsys, monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(module, "time", clock)
+    held_by(tmp_path, OTHER, 3600)  # a new run took the lock after the controller looked
+    failed, result, dummy = run_module(module.main, args(tmp_path, timeout=4, poll=2, takeover_run_id="run-3333"), capsys)
+    assert failed and clock.sleeps == [2, 2] and "is held by run %s" % OTHER in result["msg"]
+
+
+def test_not_failing_when_held_reports_not_acquired(tmp_path, capsys):
+    other = held_by(tmp_path, OTHER, 3600)
+    failed, result, dummy = run_module(module.main, args(tmp_path, fail_when_held=False), capsys)
+    assert not failed and result["acquired"] is False and result["holder"] == other and not result["changed"]
+
+
+def test_the_controller_process_is_written_into_the_lock(tmp_path, capsys):
+    me = {"host": "ctl", "boot_id": "b", "pid_ns": "pid:[1]", "pid": 42, "started": 7}
+    failed, result, dummy = run_module(module.main, args(tmp_path, controller=me), capsys)
+    assert not failed and json.loads(lock_file(tmp_path).read_text(encoding="utf-8"))["controller"] == me
 
 
 def test_only_the_holder_releases(tmp_path, capsys):
@@ -105,21 +156,33 @@ def test_only_the_holder_releases(tmp_path, capsys):
     assert not failed and not result["changed"]
 
 
-def test_check_mode_never_writes_nor_waits(tmp_path, capsys, monkeypatch):
-    failed, result, dummy = run_module(module.main, args(tmp_path), capsys, check_mode=True)
-    assert not failed and result["changed"] and result["holder"]["run_id"] == RUN
-    assert not lock_file(tmp_path).exists()
+def test_check_mode_never_writes_nor_waits_and_a_free_lock_is_no_change(tmp_path, capsys, monkeypatch):
+    failed, result, dummy = run_module(module.main, args(tmp_path), capsys, check_mode=True, diff=True)
+    assert not failed and not result["changed"] and "diff" not in result and result["holder"]["run_id"] == RUN
+    assert result["acquired"] and not lock_file(tmp_path).exists()
 
     clock = FakeClock()
     monkeypatch.setattr(module, "time", clock)
     other = held_by(tmp_path, OTHER, 3600)
     text = lock_file(tmp_path).read_text(encoding="utf-8")
-    failed, result, output = run_module(module.main, args(tmp_path, timeout=600), capsys, check_mode=True)
-    assert not failed and result["holder"] == other and clock.sleeps == []
+    failed, result, output = run_module(module.main, args(tmp_path, timeout=600), capsys, check_mode=True, diff=True)
+    assert not failed and result["holder"] == other and clock.sleeps == [] and not result["changed"]
+    assert "diff" not in result and result["acquired"] is False
     # Outside a controller run, ansible-core prints module warnings instead of returning them.
     assert "this check-mode report may be out of date" in output
+    # The role's release after a check-mode acquire: nothing to give back, no failure.
+    failed, result, dummy = run_module(module.main, args(tmp_path, state="released"), capsys, check_mode=True)
+    assert not failed and not result["changed"] and lock_file(tmp_path).read_text(encoding="utf-8") == text
     failed, result, dummy = run_module(module.main, args(tmp_path, state="released", run_id=OTHER), capsys, check_mode=True)
     assert not failed and result["changed"] and lock_file(tmp_path).read_text(encoding="utf-8") == text
+
+
+def test_check_mode_shows_a_diff_only_for_a_stale_lock_it_would_take_over(tmp_path, capsys):
+    stale = held_by(tmp_path, OTHER, -1)
+    text = lock_file(tmp_path).read_text(encoding="utf-8")
+    failed, result, output = run_module(module.main, args(tmp_path), capsys, check_mode=True, diff=True)
+    assert not failed and result["changed"] and result["diff"]["before"] == stale
+    assert "a real run would take it over" in output and lock_file(tmp_path).read_text(encoding="utf-8") == text
 
 
 def test_bad_options_say_what_to_set(tmp_path, capsys):
