@@ -226,34 +226,47 @@ def _children():
 
 def kill_tree(pid):
     """SIGKILL ``pid`` and every process it started (ansible's connection starts the module in a session of its own,
-    so the process group is not enough), children first so that none is re-parented and missed."""
-    tree = _children()
-    order = []
-    todo = [pid]
-    while todo:
-        current = todo.pop()
-        order.append(current)
-        todo.extend(tree.get(current, []))
-    for victim in reversed(order):
+    so the process group is not enough). Every process is stopped first (SIGSTOP), until the stopped tree no longer
+    grows, so that none starts a child or is re-parented and missed while the others die."""
+    stopped = set()
+    spared = {os.getpid(), os.getppid()}  # never this test process or its runner, whatever /proc said meanwhile
+    while True:
+        tree = _children()
+        order, todo = [], [pid]
+        while todo:
+            current = todo.pop()
+            order.append(current)
+            todo.extend(tree.get(current, []))
+        fresh = [victim for victim in order if victim not in stopped and victim not in spared]
+        if not fresh:
+            break
+        for victim in fresh:
+            try:
+                os.kill(victim, signal.SIGSTOP)
+            except ProcessLookupError:
+                pass
+            stopped.add(victim)
+    for victim in stopped:
         try:
             os.kill(victim, signal.SIGKILL)
         except ProcessLookupError:
             pass
 
 
-def run_killed(host, trigger, timeout=120):
-    """Start bitwarden_cloud_comm through ansible-playbook and SIGKILL it with every process it started when
-    ``trigger(host, elapsed)`` says so; returns the PlaybookRun of the killed run (rc -9, or the real rc if it
-    finished first)."""
+def run_killed(host, trigger, timeout=120, playbook=None, env=None):
+    """Start bitwarden_cloud_comm (or ``playbook``, limited to the host) through ansible-playbook and SIGKILL it with
+    every process it started when ``trigger(host, elapsed)`` says so; returns the PlaybookRun of the killed run
+    (rc -9, or the real rc if it finished first)."""
     play = [{"name": "killed", "hosts": host.name, "gather_facts": False, "tasks": [{"name": "module", MODULE: MODULE_ARGS}]}]
     with tempfile.TemporaryDirectory(prefix="bw-kill-") as scratch:
-        playbook = Path(scratch) / "module.yml"
-        playbook.write_text(yaml.safe_dump(play), encoding="utf-8")
+        if playbook is None:
+            playbook = Path(scratch) / "module.yml"
+            playbook.write_text(yaml.safe_dump(play), encoding="utf-8")
         out, err = Path(scratch) / "out", Path(scratch) / "err"
         with open(out, "w", encoding="utf-8") as stdout, open(err, "w", encoding="utf-8") as stderr:
             proc = subprocess.Popen([str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(host.fleet.inventory), "-vvvv",
-                                     str(playbook)], stdout=stdout, stderr=stderr, cwd=str(REPO),
-                                    env=ansible_env(host.run_env()))
+                                     "--limit", host.name, str(playbook)], stdout=stdout, stderr=stderr, cwd=str(REPO),
+                                    env=ansible_env(dict(host.run_env(), **(env or {}))))
             start = time.monotonic()
             while proc.poll() is None:
                 elapsed = time.monotonic() - start

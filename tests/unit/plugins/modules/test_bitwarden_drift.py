@@ -150,3 +150,21 @@ def test_bad_inputs_fail_before_any_request(install, fake_server, capsys, bad, e
     failed, result, dummy = run_module(module.main, dict(args(install), **bad), capsys)
     server.done()
     assert failed and expected in result["msg"]
+
+
+def test_compose_files_in_compose_order_with_the_first_override(install, fake_server, capsys, tmp_path):
+    from ansible_collections.selfhost.bitwarden.plugins.module_utils import _deployment
+    directory = tmp_path / "lite"
+    directory.mkdir()
+
+    class Module:
+        def fail_json(self, **kwargs):
+            raise AssertionError(kwargs)
+    assert _deployment.compose_files(Module(), str(directory)) == []
+    for name in ("docker-compose.yaml", "docker-compose.yml", "compose.yml", "docker-compose.override.yaml", "compose.override.yaml"):
+        (directory / name).write_text("services: {}\n")
+    assert _deployment.compose_files(Module(), str(directory)) == [str(directory / "compose.yml"), str(directory / "compose.override.yaml")]
+    (directory / "compose.yml").unlink()
+    (directory / "compose.override.yaml").unlink()
+    assert _deployment.compose_files(Module(), str(directory)) == [str(directory / "docker-compose.yml"),
+                                                                  str(directory / "docker-compose.override.yaml")]
