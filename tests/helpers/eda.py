@@ -117,8 +117,9 @@ def rulebook(path, inventory, workdir, token, record=None, attempts=3):
                                        stdin=subprocess.DEVNULL, start_new_session=True)
         service = Rulebook("ansible-rulebook", process, port, log)
         try:
-            wait_for(lambda: process.poll() is not None or _listening(port), timeout=120,
-                     what="ansible-rulebook to listen on %s" % service.address)
+            # Ready when the rule engine waits for events (the webhook listens earlier, while Java still starts).
+            wait_for(lambda: process.poll() is not None or ("Waiting for events" in service.output() and _listening(port)),
+                     timeout=300, what="ansible-rulebook to listen on %s" % service.address)
         except BaseException:
             service.stop()
             raise

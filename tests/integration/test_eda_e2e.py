@@ -87,7 +87,7 @@ def post(url, alerts, token=TOKEN):
         headers["Authorization"] = "Bearer " + token
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with opener.open(urllib.request.Request(url, json.dumps(body).encode(), headers), timeout=10) as response:
+        with opener.open(urllib.request.Request(url, json.dumps(body).encode(), headers), timeout=60) as response:
             return response.status
     except urllib.error.HTTPError as exc:
         return exc.code
