@@ -20,6 +20,7 @@ line break (the cloud's ErrorResponse) pushes the closing quote and the event id
 
 from __future__ import annotations
 
+import collections
 import datetime
 import os
 import re
@@ -68,6 +69,87 @@ def _pick(quoted, bare):
 def log_directory(bwdata_path):
     """The directory the api writes under on a standard host (its /etc/bitwarden/logs)."""
     return os.path.join(bwdata_path, "logs", "api")
+
+
+# directory: where the api's /etc/bitwarden/logs is on this host (None: not found); where: what to tell the user;
+# problem: why it cannot be read (None: readable).
+# env_file: the server's env file (cloudRegion, identityUri).
+Location = collections.namedtuple("Location", "directory where problem env_file")
+BECOME = "run the module on the Bitwarden host as root (become: true)"
+_COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
+
+
+def argument_spec():
+    """Options of the ``selfhost.bitwarden.api_log`` doc fragment."""
+    return dict(deployment=dict(type="str", choices=["standard", "lite"]), compose_dir=dict(type="path"),
+                docker_command=dict(type="str", default="docker"))
+
+
+def _problem(directory):
+    if not os.path.isdir(directory):
+        return "%s does not exist on this host: run the module on the Bitwarden host with bwdata_path set" % directory
+    if not os.access(directory, os.R_OK | os.X_OK):
+        return "%s is not readable by this user: %s" % (directory, BECOME)
+    return None
+
+
+def compose_project(compose_dir, compose_file):
+    """docker compose's project name: the file's top-level ``name``, COMPOSE_PROJECT_NAME in ``.env``, or the
+    directory's name, lower-cased without the characters compose drops."""
+    try:
+        with open(compose_file) as handle:
+            found = re.search(r"^name:\s*[\"']?([^\"'#\s]+)", handle.read(), re.M)
+    except (IOError, OSError):
+        found = None
+    name = found.group(1) if found else None
+    if not name:
+        try:
+            with open(os.path.join(compose_dir, ".env")) as handle:
+                values = _env_file.values(handle.read(), "COMPOSE_PROJECT_NAME")
+            name = values[-1] if values else None
+        except (IOError, OSError):
+            name = None
+    name = name or os.path.basename(os.path.normpath(compose_dir))
+    return re.sub(r"[^a-z0-9_-]", "", name.lower())
+
+
+def _lite_location(module, compose_dir, compose_file):
+    volume = "%s_bitwarden" % compose_project(compose_dir, compose_file)
+    where = "/etc/bitwarden/logs/api-<yyyyMMdd>.log in the docker volume %s" % volume
+    docker = module.params["docker_command"]
+    try:
+        rc, out, err = module.run_command([docker, "volume", "inspect", "--format", "{{ .Mountpoint }}", volume],
+                                          cwd=compose_dir, handle_exceptions=False)
+    except (IOError, OSError) as exc:
+        rc, out, err = 127, "", str(exc)
+    mountpoint = out.strip()
+    env_file = os.path.join(compose_dir, "settings.env")
+    if rc != 0 or not mountpoint:
+        return Location(None, where, "`%s volume inspect %s` failed (%s): %s" % (docker, volume, (err or out).strip(), BECOME),
+                        env_file)
+    directory = os.path.join(mountpoint, "logs")
+    return Location(directory, "%s/api-<yyyyMMdd>.log (%s)" % (directory, where), _problem(directory), env_file)
+
+
+def locate(module):
+    """Where the server's api log is on this host (standard: bwdata; Lite: its ``bitwarden`` volume)."""
+    params = module.params
+    bwdata = params["bwdata_path"]
+    compose_dir = params.get("compose_dir") or os.path.dirname(os.path.normpath(bwdata))
+    compose_file = next((os.path.join(compose_dir, name) for name in _COMPOSE_FILES
+                         if os.path.isfile(os.path.join(compose_dir, name))), None)
+    deployment = params.get("deployment")
+    if deployment is None:
+        deployment = "lite" if compose_file and not os.path.isfile(os.path.join(bwdata, "config.yml")) else "standard"
+    if deployment == "lite":
+        if compose_file is None:
+            return Location(None, "the Bitwarden Lite volume's /etc/bitwarden/logs",
+                            "%s holds no docker-compose.yml: set compose_dir to Bitwarden Lite's directory" % compose_dir,
+                            None)
+        return _lite_location(module, compose_dir, compose_file)
+    directory = log_directory(bwdata)
+    return Location(directory, "%s/Api/<yyyyMMdd>.txt or log-<yyyyMMdd>.txt" % directory, _problem(directory),
+                    os.path.join(bwdata, "env", "global.override.env"))
 
 
 def log_files(directory, since, now=None):

@@ -18,7 +18,7 @@ description:
   - After the sync it reads the connection again and checks that the time of the last sync advanced.
   - The server answers every cloud-side failure with one generic error and writes the reason to its api log.
     When the module runs on the Bitwarden host, it reads the lines written during its request from
-    C(<bwdata_path>/logs/api/Api/) and reports the real cause (wrong billing sync token, installation rejected
+    C(<bwdata_path>/logs/api/Api/) (Bitwarden Lite - C(/etc/bitwarden/logs/) in its C(bitwarden) volume) and reports the real cause (wrong billing sync token, installation rejected
     by the identity server of the region, cloud unreachable, and so on) with the fix.
   - Needs Bitwarden server 2023.2.0 or newer, cloud communication enabled and a billing sync token applied
     (M(selfhost.bitwarden.bitwarden_billing_sync_token)).
@@ -27,6 +27,7 @@ author:
 extends_documentation_fragment:
   - selfhost.bitwarden.api
   - selfhost.bitwarden.api.organization
+  - selfhost.bitwarden.api_log
   - selfhost.bitwarden.attributes
   - selfhost.bitwarden.attributes.action_group
 attributes:
@@ -93,13 +94,13 @@ organization_id:
 """
 
 import datetime
-import os
 import re
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.selfhost.bitwarden.plugins.module_utils._api_log import (
+    argument_spec as api_log_argument_spec,
     explain_license_sync_failure,
-    log_directory,
+    locate,
     read_env_settings,
 )
 from ansible_collections.selfhost.bitwarden.plugins.module_utils._bitwarden_api import (
@@ -130,14 +131,14 @@ def parse_duration(value):
 
 def sync_failure_message(client, exc, organization_id, since):
     if exc.status == 400 and exc.server_message and exc.server_message.startswith(GENERIC_SYNC_ERROR):
-        directory = log_directory(client.bwdata_path)
-        settings = read_env_settings(os.path.join(client.bwdata_path, "env", "global.override.env"))
-        cause = explain_license_sync_failure(directory, since, settings)
-        if cause:
-            return "license sync failed: %s" % cause
+        log = locate(client.module)
+        if log.problem is None:
+            cause = explain_license_sync_failure(log.directory, since, read_env_settings(log.env_file))
+            if cause:
+                return "license sync failed: %s [api log: %s]" % (cause, log.where)
         return ("license sync failed with the server's generic error (%s). The real reason is in the server's api "
-                "log (%s/Api/<yyyyMMdd>.txt or log-<yyyyMMdd>.txt), which is not readable or holds no cause: run this "
-                "module on the Bitwarden host with bwdata_path set (and become) to read it" % (exc.server_message, directory))
+                "log (%s), which %s" % (exc.server_message, log.where,
+                                        log.problem or "holds no line about this request: look at it yourself"))
     if exc.status == 404:
         old = client.too_old(LICENSE_SYNC_MIN_VERSION, "license sync through the billing sync connection")
         if old:
@@ -150,6 +151,7 @@ def sync_failure_message(client, exc, organization_id, since):
 
 def main():
     argument_spec = api_argument_spec()
+    argument_spec.update(api_log_argument_spec())
     argument_spec.update(
         organization_id=dict(type="str"),
         force=dict(type="bool", default=False),

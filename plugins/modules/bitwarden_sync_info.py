@@ -18,7 +18,8 @@ description:
     Families sponsorship sync.
   - The license expiry comes from the server's own subscription route (C(GET /api/organizations/{id}/subscription)),
     which a self-hosted server answers from the organization's license file, as its web vault shows it.
-  - The sponsorship sync state needs the api log (C(bwdata/logs/api/Api/)) on the host the module runs on. The
+  - The sponsorship sync state needs the api log (C(bwdata/logs/api/Api/); Bitwarden Lite - C(/etc/bitwarden/logs/)
+    in its C(bitwarden) volume) on the host the module runs on. The
     server runs that job 0 to 23 hours after each start of its api container and then daily, so a sponsorship sync
     that has not happened yet is V(pending), not a failure.
   - The billing sync token itself is never returned.
@@ -27,6 +28,7 @@ author:
 extends_documentation_fragment:
   - selfhost.bitwarden.api
   - selfhost.bitwarden.api.organization
+  - selfhost.bitwarden.api_log
   - selfhost.bitwarden.attributes
   - selfhost.bitwarden.attributes.action_group
   - selfhost.bitwarden.attributes.info_module
@@ -102,6 +104,16 @@ organization:
       description: When the sponsorship sync job last finished according to the api log (last 24 hours), or V(null).
       type: str
       version_added: 0.3.0
+    sponsorship_sync_message:
+      description:
+        - The server's exception line when the job's last finished run failed for the organization (for example the
+          Entity Framework error of Bitwarden Lite on MariaDB, MySQL, PostgreSQL or SQLite), else V(null).
+      type: str
+      version_added: 0.4.0
+    sponsorship_sync_log:
+      description: Where the api log was read, or why it could not be (then RV(organization.sponsorship_sync_state) is V(unknown)).
+      type: str
+      version_added: 0.4.0
     license:
       description: Expiry of the organization's license, as the server's subscription route returns it.
       type: dict
@@ -133,7 +145,11 @@ import datetime
 from urllib.parse import quote
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.selfhost.bitwarden.plugins.module_utils._api_log import log_directory, sponsorship_job_runs
+from ansible_collections.selfhost.bitwarden.plugins.module_utils._api_log import (
+    argument_spec as api_log_argument_spec,
+    locate,
+    sponsorship_job_runs,
+)
 from ansible_collections.selfhost.bitwarden.plugins.module_utils._bitwarden_api import (
     BitwardenApiError,
     BitwardenClient,
@@ -188,6 +204,7 @@ def sponsorship_state(last_sync, comm_enabled, connection, runs):
 
 def main():
     argument_spec = api_argument_spec()
+    argument_spec.update(api_log_argument_spec())
     argument_spec.update(organization_id=dict(type="str"))
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **api_module_kwargs())
     client = BitwardenClient(module, read_only=True)
@@ -203,7 +220,9 @@ def main():
     except BitwardenApiError as exc:
         client.fail(exc)
 
-    runs = sponsorship_job_runs(log_directory(client.bwdata_path), now - JOB_INTERVAL)
+    log = locate(module)
+    runs = None if log.problem else sponsorship_job_runs(log.directory, now - JOB_INTERVAL)
+    last_run = ([run for run in runs or [] if run["finished"]] or [None])[-1]
     finished = [run["finished"] for run in runs or [] if run["finished"]]
     last_sync = ci_get(status, "lastSyncDate")
     module.exit_json(
@@ -221,6 +240,8 @@ def main():
             sponsorship_last_sync_date=last_sync,
             sponsorship_sync_state=sponsorship_state(last_sync, comm_enabled, connection, runs),
             sponsorship_last_job_run=finished[-1].isoformat() if finished else None,
+            sponsorship_sync_message=last_run["message"] if last_run and last_run["failed"] else None,
+            sponsorship_sync_log=log.problem or log.where,
             license=expiry,
         ),
     )

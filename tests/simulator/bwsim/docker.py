@@ -152,11 +152,38 @@ class DockerHost:
             return self._image_inspect(argv[2:], project, faults)
         if argv[:2] == ["manifest", "inspect"]:
             return self._manifest_inspect(argv[2:], faults)
+        if argv[:2] == ["volume", "inspect"]:
+            return self._volume_inspect(argv[2:])
         if argv[0] == "pull":
             return self._pull_image(argv[-1], faults)
         if argv[0] == "run":
             return self._run(argv, project)
         return "", f"bwsim docker stand-in: `docker {' '.join(argv)}` is not simulated\n", 125
+
+    def _volume_inspect(self, args):
+        """`docker volume inspect --format '{{ .Mountpoint }}' NAME...` (a project offers `volume_mountpoint`)."""
+        names, fmt, index = [], None, 0
+        while index < len(args):
+            if args[index] in ("-f", "--format"):
+                fmt, index = args[index + 1], index + 2
+            elif args[index].startswith("--format="):
+                fmt, index = args[index].split("=", 1)[1], index + 1
+            else:
+                names.append(args[index])
+                index += 1
+        if fmt is None or fmt.replace(" ", "") != "{{.Mountpoint}}" or not names:
+            return "", f"bwsim docker stand-in: `docker volume inspect {' '.join(args)}` is not simulated\n", 125
+        with self._lock:
+            projects = list(self._projects.values())
+        out, err = "", ""
+        for name in names:
+            found = next((path for path in (getattr(project, "volume_mountpoint", lambda n: None)(name) for project in projects)
+                          if path), None)
+            if found:
+                out += found + "\n"
+            else:
+                err += f"Error response from daemon: get {name}: no such volume\n"
+        return out, err, 1 if err else 0
 
     def _compose(self, args, project, faults):
         options = [a for a in args if a.startswith("-")]

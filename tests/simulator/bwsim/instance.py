@@ -469,40 +469,46 @@ class Instance(ComposeProject):  # pylint: disable=too-many-instance-attributes,
         connection = self.find_connection(self.organization_id, 1)
         if connection is not None and connection["enabled"]:
             config = json.loads(connection["config"])
-            if not self._sync_sponsorships(config, request_id):
-                log.error(apilog.SPONSORSHIP_FAILED, (self.organization_name,), request_id,
-                          "Bit.Core.Exceptions.BadRequestException: Organization sync failed\n" + SPONSORSHIP_TRACE)
+            failure = self._sync_sponsorships(config, request_id)
+            if failure:
+                log.error(apilog.SPONSORSHIP_FAILED, (self.organization_name,), request_id, failure)
         log.info(apilog.JOB_FINISHED, (SPONSORSHIP_JOB, apilog.dotnet_date(datetime.datetime.now(datetime.timezone.utc))),
                  bypass=True)
 
     def _sync_sponsorships(self, config, request_id):
-        """SelfHostedSyncSponsorshipsCommand.SyncOrganization; True when done (or nothing to do)."""
+        """SelfHostedSyncSponsorshipsCommand.SyncOrganization; None when done (or nothing to do), else the exception the
+        job logs."""
+        failed = "Bit.Core.Exceptions.BadRequestException: Organization sync failed\n" + SPONSORSHIP_TRACE
         if self.sponsorships == 0:
             self.api_log.info(apilog.NO_SPONSORSHIPS, (apilog.Bare(self.organization_id),), request_id)
-            return True  # the cloud is not called
+            return None  # the cloud is not called
         sync_url = uri_string(self.settings["apiUri"]) + "organization/sponsorship/sync"
         token = self._cloud_token("api.installation", sync_url, request_id)
         if token is None:
-            return False
+            return failed
         self.counters.bump("cloud_calls")
         try:
             cloud, service = self._resolve(sync_url)
             if service != "api":
-                return False
+                return failed
             result = cloud.sponsorship_sync(token, {"billingSyncKey": config.get("BillingSyncKey"),
                                                     "sponsoringOrganizationCloudId": config.get("CloudOrganizationId"),
                                                     "sponsorshipsBatch": [{} for dummy in range(self.sponsorships)]})
         except Unreachable as exc:
             self.api_log.error(apilog.SEND_FAILED, (sync_url,), request_id,
                                f"System.Net.Http.HttpRequestException: {exc}\n{UNREACHABLE_TRACE}")
-            return False
+            return failed
         if result.status != 200:
             self.api_log.request_unsuccessful(sync_url, result.status_name, result.reason,
                                               (result.body or {}).get("message"), request_id)
-            return False
+            return failed
+        return self.upsert_sponsorships()
+
+    def upsert_sponsorships(self):
+        """OrganizationSponsorshipRepository.UpsertManyAsync of the synced sponsorships (Dapper: SQL Server)."""
         with self.lock:
             self.sponsorship_last_sync = dotnet_datetime(time.time_ns(), "Z")
-        return True
+        return None
 
     def fetch_cloud_license(self, cloud_org_id, billing_sync_key, request_id):
         """GetSelfHostedOrganizationLicenseQuery via BaseIdentityClientService; failures only reach the api log."""

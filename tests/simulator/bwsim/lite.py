@@ -53,6 +53,19 @@ volumes:
   data:
 """
 
+EF_UPSERT_FAILED = (
+    "System.InvalidOperationException: The entity type 'OrganizationSponsorship' was not found. Ensure that the entity "
+    "type has been added to the model.\n"
+    "   at Microsoft.EntityFrameworkCore.DbContext.UpdateRange(IEnumerable`1 entities)\n"
+    "   at Bit.Infrastructure.EntityFramework.Repositories.OrganizationSponsorshipRepository.ReplaceManyAsync("
+    "IEnumerable`1 organizationSponsorships)\n"
+    "   at Bit.Infrastructure.EntityFramework.Repositories.OrganizationSponsorshipRepository.UpsertManyAsync("
+    "IEnumerable`1 organizationSponsorships)\n"
+    "   at Bit.Core.OrganizationFeatures.OrganizationSponsorships.FamiliesForEnterprise.SelfHosted."
+    "SelfHostedSyncSponsorshipsCommand.SyncOrganization(Guid organizationId, Guid cloudOrganizationId, "
+    "OrganizationConnection billingSyncConnection)\n"
+    "   at Bit.Api.Jobs.SelfHostedSponsorshipSyncJob.ExecuteJobAsync(IJobExecutionContext context)")
+
 # ENV of bitwarden-lite/Dockerfile that the settings binding reads (the container starts with these).
 IMAGE_ENV = {
     "ASPNETCORE_ENVIRONMENT": "Production",
@@ -144,6 +157,9 @@ class LitePaths:
         self.env_file = os.path.join(root, "settings.env")
         volumes = os.path.join(os.path.dirname(root), "docker-volumes")
         project = os.path.basename(root)
+        self.volumes = volumes
+        self.mountpoints = {f"{project}_{volume}": os.path.join(volumes, f"{project}_{volume}", "_data")
+                            for volume in ("bitwarden", "logs", "data")}
         self.license_dir = os.path.join(volumes, f"{project}_bitwarden", "_data", "licenses", "organization")
         # globalSettings__logDirectory's default /etc/bitwarden/logs, in the `bitwarden` volume
         self.api_log_root = os.path.join(volumes, f"{project}_bitwarden", "_data", "logs")
@@ -167,7 +183,12 @@ class LiteInstance(Instance):
         _write(paths.compose_file, COMPOSE_YML.format(version=self.spec["version"], db_password=db_password), 0o644)
         _write(paths.env_file, settings_env(self.url, self.installation_id, self.installation_key, db_password), 0o600)
         lay_out_data(paths, self.organization_id, org_license)
+        os.chmod(paths.volumes, 0o700)  # /var/lib/docker is root's alone
         return paths
+
+    def volume_mountpoint(self, name):
+        """`docker volume inspect` of this project's named volumes."""
+        return self.paths.mountpoints.get(name)
 
     @property
     def container_prefix(self):
@@ -194,6 +215,15 @@ class LiteInstance(Instance):
 
     def bind_settings(self, env):
         return super().bind_settings(entrypoint_env(env))
+
+    def upsert_sponsorships(self):
+        """On every provider but SQL Server the Entity Framework repository runs: its ReplaceManyAsync hands Core
+        entities to DbContext.UpdateRange, which EF refuses (src/Infrastructure.EntityFramework/Repositories/
+        OrganizationSponsorshipRepository.cs; contract 11). lastSyncDate stays null."""
+        provider = ((self.started_env or {}).get("BW_DB_PROVIDER") or "").strip().lower()
+        if provider in ("", "sqlserver"):
+            return super().upsert_sponsorships()
+        return EF_UPSERT_FAILED
 
     def run_script_command(self, command, user):
         """A Lite host has no bitwarden.sh (what bash says when asked to run it)."""

@@ -226,3 +226,16 @@ def test_sponsorship_job_outcomes(tmp_path):
     later = now - datetime.timedelta(minutes=1)
     write_log(tmp_path, [(later, job("Starting", later)), (later, job("Finished", later))])
     assert _api_log.sponsorship_job_outcome(str(tmp_path), now - datetime.timedelta(hours=1))["outcome"] == "ok"
+
+
+def test_compose_project_name(tmp_path):
+    """docker compose's rule: top-level name, else COMPOSE_PROJECT_NAME in .env, else the directory's name normalized."""
+    directory = tmp_path / "Bitwarden.Lite"
+    directory.mkdir()
+    compose = directory / "docker-compose.yml"
+    compose.write_text("---\nservices:\n  bitwarden:\n    image: x\n")
+    assert _api_log.compose_project(str(directory), str(compose)) == "bitwardenlite"
+    (directory / ".env").write_text("COMPOSE_PROJECT_NAME=vault\n")
+    assert _api_log.compose_project(str(directory), str(compose)) == "vault"
+    compose.write_text("name: 'prod'\nservices:\n  bitwarden:\n    name: not-this\n")
+    assert _api_log.compose_project(str(directory), str(compose)) == "prod"

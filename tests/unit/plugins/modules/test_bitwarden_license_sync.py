@@ -124,7 +124,8 @@ def test_generic_error_is_explained_from_the_api_log(fake_server, capsys, tmp_pa
 def test_generic_error_without_a_readable_log(fake_server, capsys, tmp_path):
     fake_server([token_call(), get_connection(), Call("POST", SYNC, status=400, body=GENERIC)])
     failed, result, dummy = run_module(module.main, dict(ARGS, bwdata_path=str(tmp_path)), capsys)
-    assert failed and "api log" in result["msg"] and "run this module on the Bitwarden host" in result["msg"]
+    assert failed and "api log (%s/logs/api/Api/<yyyyMMdd>.txt" % tmp_path in result["msg"]
+    assert "run the module on the Bitwarden host with bwdata_path set" in result["msg"]
 
 
 def test_old_server_names_the_version(fake_server, capsys):

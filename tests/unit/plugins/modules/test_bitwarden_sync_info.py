@@ -68,7 +68,10 @@ def test_full_state_in_check_mode(fake_server, capsys, tmp_path):
     assert organization == {
         "id": ORG, "billing_sync_configured": True, "billing_sync_enabled": True, "cloud_organization_id": CLOUD_ORG,
         "last_license_sync": LAST, "sponsorship_last_sync_date": "2026-08-21T01:00:00Z", "sponsorship_sync_state": "synced",
-        "sponsorship_last_job_run": None, "last_license_sync_age_hours": organization["last_license_sync_age_hours"]}
+        "sponsorship_last_job_run": None, "last_license_sync_age_hours": organization["last_license_sync_age_hours"],
+        "sponsorship_sync_message": None,
+        "sponsorship_sync_log": "%s/logs/api does not exist on this host: run the module on the Bitwarden host with "
+                                "bwdata_path set" % tmp_path}
     assert organization["last_license_sync_age_hours"] > 24 * 90  # LAST is 2026-08-20
     assert (license_["days_left"], license_["days_left_with_grace"], license_["error"]) == (20, 80, None)
     assert license_["expiration"].endswith("Z") and license_["expiration_without_grace_period"].endswith("Z")
