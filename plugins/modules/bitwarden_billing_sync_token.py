@@ -24,6 +24,7 @@ author:
 extends_documentation_fragment:
   - selfhost.bitwarden.api
   - selfhost.bitwarden.api.organization
+  - selfhost.bitwarden.api_log
   - selfhost.bitwarden.attributes
   - selfhost.bitwarden.attributes.action_group
 attributes:
@@ -48,6 +49,17 @@ options:
       - Whether automatic billing sync is enabled for the organization.
     type: bool
     default: true
+  verify:
+    description:
+      - After changing the token of an existing connection, trigger a license sync (a call to the Bitwarden cloud)
+        to prove the new token, the only check there is.
+      - When the cloud rejects the new token, the module puts the previous token back (billing sync keeps working as
+        before) and fails, saying so. Any other failure of the sync keeps the new token and fails with its cause.
+      - A connection created with O(verify) has no previous token to put back; a refusal fails with the cause.
+      - Nothing is verified when the token did not change, or in check mode.
+    type: bool
+    default: false
+    version_added: 0.4.0
   state:
     description:
       - V(present) creates or updates the connection, V(absent) deletes it.
@@ -68,6 +80,12 @@ EXAMPLES = r"""
     client_secret: "{{ bitwarden_owner_client_secret }}"
     organization_id: 2bd8b6d6-6f4a-4a5c-9a7e-0b3a2f6f1c11
     billing_sync_token: "{{ bitwarden_billing_sync_token }}"
+
+- name: Rotate the token, and keep the old one if the cloud refuses the new one
+  selfhost.bitwarden.bitwarden_billing_sync_token:
+    organization_id: 2bd8b6d6-6f4a-4a5c-9a7e-0b3a2f6f1c11
+    billing_sync_token: "{{ bitwarden_billing_sync_token }}"
+    verify: true
 
 - name: Remove the billing sync connection
   selfhost.bitwarden.bitwarden_billing_sync_token:
@@ -114,9 +132,21 @@ cloud_communication_enabled:
   description: Whether the running server has cloud communication enabled (C(GET /api/organizations/connections/enabled)).
   returned: always
   type: bool
+verified:
+  description: Whether a license sync proved the new token (O(verify)).
+  returned: always
+  type: bool
 """
 
+import datetime
+
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.selfhost.bitwarden.plugins.module_utils._api_log import (
+    argument_spec as api_log_argument_spec,
+    explain_license_sync_failure,
+    locate,
+    read_env_settings,
+)
 from ansible_collections.selfhost.bitwarden.plugins.module_utils._bitwarden_api import (
     BitwardenApiError,
     BitwardenClient,
@@ -147,6 +177,39 @@ def request_body(organization_id, token, enabled, current=None):
     return {"type": 1, "organizationId": organization_id, "enabled": enabled, "config": config}
 
 
+# The api log's causes that mean "the cloud refused this token" (a server before 2026.6.0 logs no reason at all).
+TOKEN_REFUSED = ("the cloud rejected the billing sync token", "the cloud refused the request to")
+ROTATE_AGAIN = ("generate a new token in the cloud web vault (Admin Console > Billing > Subscription > Set up billing "
+                "sync) and run rotate_token again with it (billing_sync_token)")
+
+
+def verify_or_restore(client, organization_id, current):
+    """License sync with the new token; on the cloud's refusal, the previous token back and a failure that says so."""
+    since = datetime.datetime.now(datetime.timezone.utc)
+    try:
+        client.send("POST", "/api/organizations/licenses/self-hosted/%s/sync" % organization_id, idempotent=True)
+        return
+    except BitwardenApiError as exc:
+        failure = exc
+    log = locate(client.module)
+    cause = None
+    if log.problem is None:
+        cause = explain_license_sync_failure(log.directory, since, read_env_settings(log.env_file))
+    cause = cause or failure.msg
+    if current is None or not cause.startswith(TOKEN_REFUSED):
+        client.fail("the new billing sync token is saved, but the license sync that proves it failed: %s" % cause)
+    try:
+        client.send("PUT", "%s/%s" % (CONNECTIONS, current["id"]),
+                    body=request_body(organization_id, current["billing_sync_key"], current["enabled"], current))
+    except BitwardenApiError as exc:
+        client.fail("the cloud refused the new billing sync token (%s), and putting the previous token back failed "
+                    "(%s): the server holds the refused token, billing sync does not work until you %s"
+                    % (cause, exc.msg, ROTATE_AGAIN))
+    client.fail("the cloud refused the new billing sync token, so the previous token is back in place and billing "
+                "sync works as before this run. The cause: %s. Next: %s" % (cause, ROTATE_AGAIN),
+                action="none", connection=public_connection(current))
+
+
 def explain_write_error(client, exc, organization_id):
     """Refine a failed create/update: servers before 2026.6.2 answer a missing license file with a 500."""
     if exc.status == 500:
@@ -158,11 +221,13 @@ def explain_write_error(client, exc, organization_id):
 
 def main():
     argument_spec = api_argument_spec()
+    argument_spec.update(api_log_argument_spec())
     argument_spec.update(
         organization_id=dict(type="str"),
         # raw, not str: str would store a list or a number as its Python spelling (the client checks it).
         billing_sync_token=dict(type="raw", no_log=True),
         enabled=dict(type="bool", default=True),
+        verify=dict(type="bool", default=False),
         state=dict(type="str", choices=["present", "absent"], default="present"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
@@ -181,7 +246,7 @@ def main():
     except BitwardenApiError as exc:
         client.fail(exc)
 
-    result = dict(changed=False, action="none", organization_id=organization_id,
+    result = dict(changed=False, action="none", organization_id=organization_id, verified=False,
                   cloud_communication_enabled=comm_enabled, connection=public_connection(current))
 
     if state == "absent":
@@ -211,6 +276,9 @@ def main():
                         after = None
                 if after is None or after["billing_sync_key"] != token:
                     client.fail(explain_write_error(client, exc, organization_id))
+            if module.params["verify"]:
+                verify_or_restore(client, organization_id, None)
+                result["verified"] = True
         result["connection"] = public_connection(after)
     elif current["billing_sync_key"] != token or current["enabled"] != enabled:
         result.update(changed=True, action="updated")
@@ -222,6 +290,9 @@ def main():
                     body=request_body(organization_id, token, enabled, current)).data) or after
             except BitwardenApiError as exc:
                 client.fail(explain_write_error(client, exc, organization_id))
+            if module.params["verify"] and current["billing_sync_key"] != token:
+                verify_or_restore(client, organization_id, current)
+                result["verified"] = True
         result["connection"] = public_connection(after)
     else:
         after = current

@@ -99,3 +99,26 @@ def test_rotate_token_updates_without_restart_and_proves_the_new_token(sim_fleet
 
     again = run_playbook(PLAYBOOKS / "rotate_token.yml", inventory).assert_ok()
     assert again.changed_total() == 0
+
+
+def test_rotate_token_with_a_refused_token_puts_the_previous_one_back(sim_fleet, tmp_path):
+    """Issue 25 item 4: 0.3.0 stored the wrong token, then failed, and the working token was gone."""
+    fleet = sim_fleet([{"name": "bw-good"}, {"name": "bw-typo"}], restart_delay=0.2, warmup=0.1)
+    run_playbook(PLAYBOOKS / "rollout.yml", fleet.inventory).assert_ok()
+    working = fleet.host_vars("bw-typo")["billing_sync_token"]
+    before = fleet.client.instance("bw-typo")["connection"]["config"]
+    wrong = "Wr0ngT0kenFromAnOldMail"
+    inventory = [fleet.inventory, override_host_vars(tmp_path, {"bw-typo": {"billing_sync_token": wrong}})]
+    run = run_playbook(PLAYBOOKS / "rotate_token.yml", inventory, limit="bw-typo")
+    assert run.rc != 0
+    text = " ".join(run.output.split())
+    assert "the cloud refused the new billing sync token, so the previous token is back in place" in text, text
+    assert "Invalid Billing Sync Key" in text
+    assert "run rotate_token again with it (billing_sync_token)" in text
+    after = fleet.client.instance("bw-typo")["connection"]["config"]
+    assert after["BillingSyncKey"] == working and after["LastLicenseSync"] == before["LastLicenseSync"]
+    assert fleet.client.instance("bw-good")["connection"]["config"]["BillingSyncKey"] == fleet.host_vars("bw-good")["billing_sync_token"]
+    # A re-run with the working token finds it in place: nothing to change.
+    proof = run_playbook(PLAYBOOKS / "rotate_token.yml", fleet.inventory, limit="bw-typo").assert_ok()
+    assert proof.changed_total() == 0
+    assert_no_secrets(run.output + proof.output, [wrong, working, fleet.host_vars("bw-typo")["billing_sync_client_secret"]])
