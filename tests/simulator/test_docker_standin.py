@@ -12,6 +12,7 @@ import time
 
 import pytest
 import requests
+from bwsim.docker import HEALTH_INTERVAL, HEALTH_RETRIES, ComposeProject
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +34,9 @@ def env_file(fleet, name):
 
 
 def test_the_inventory_names_the_stand_in(fleet):
-    assert fleet.host_vars("ver")["billing_sync_docker_command"] == str(fleet.dir / "bin" / "docker")
+    command = fleet.host_vars("ver")["billing_sync_docker_command"]
+    assert command == str(fleet.dir / "hosts" / "ver" / "bin" / "docker")
+    assert os.path.realpath(command) == str(fleet.dir / "bin" / "docker")
 
 
 def test_versions_and_compose_usage(fleet):
@@ -128,3 +131,30 @@ def test_ps_and_down(fleet):
     assert docker(fleet, "ps", "compose", "ps", "-q").stdout == ""
     assert docker(fleet, "ps", "compose", "up", "-d").returncode == 0
     assert fleet.instance("ps")["restarts"] == 1
+    # Docker's default HEALTHCHECK interval: the first check runs 30 s after the start (contract 11).
+    lines = docker(fleet, "ps", "compose", "ps").stdout.splitlines()[1:]
+    assert len(lines) == 12 and all(line.endswith("Up 1 min (health: starting)") for line in lines), lines
+
+
+class _Project(ComposeProject):
+    def __init__(self, age, answering):
+        self.containers_created_at = time.monotonic() - age
+        self.answering = answering
+
+    def apps_answer(self):
+        return self.answering
+
+
+@pytest.mark.parametrize("age, answering, shown", [
+    (0, True, " (health: starting)"), (HEALTH_INTERVAL - 1, True, " (health: starting)"),
+    (HEALTH_INTERVAL + 1, True, " (healthy)"), (HEALTH_INTERVAL + 1, False, " (health: starting)"),
+    (HEALTH_INTERVAL * HEALTH_RETRIES + 1, False, " (unhealthy)"),
+])
+def test_health_follows_the_default_interval(age, answering, shown):
+    assert _Project(age, answering).health() == shown
+
+
+def test_no_healthcheck_no_health_status():
+    project = _Project(HEALTH_INTERVAL + 1, True)
+    project.healthcheck = False
+    assert project.health() == ""

@@ -33,7 +33,12 @@ REGIONS = ("US", "EU")
 DEPLOYMENTS = ("standard", "lite")
 COMPOSE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
 RESTART_FAULTS = ("ok", "fail", "never_returns", "hangs")
-HOST_FAULTS = ("pull_fails", "no_compose", "images_missing")
+# Host faults (bwsim/docker.py): pull_fails = ghcr.io unreachable from the docker CLI and the daemon alike;
+# cli_registry_unreachable / daemon_registry_unreachable = only one of the two paths fails (the CLI has no daemon
+# proxy, mirrors or insecure registries; the daemon has no shell proxy); docker_hub_unreachable = Docker Hub
+# (certbot/certbot) unreachable; compose_v1 = no compose plugin, but docker-compose v1 on PATH.
+HOST_FAULTS = ("pull_fails", "no_compose", "images_missing", "cli_registry_unreachable", "daemon_registry_unreachable",
+               "docker_hub_unreachable", "compose_v1")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 

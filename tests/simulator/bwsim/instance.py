@@ -66,15 +66,16 @@ def uri_string(url):
 
 # run.sh's sequences (contract §7), for SimClient.bitwarden_sh: what the script would run, without the script
 RUN_SH = {
-    "start": ("down", "pull", "up", "printenv"),
-    "restart": ("down", "pull", "up", "printenv"),
+    "start": ("down", "pull", "letsencrypt", "up", "printenv"),
+    "restart": ("down", "pull", "letsencrypt", "up", "printenv"),
     "stop": ("down",),
     "rebuild": ("down", "update"),
     "updateconf": ("down", "pull-setup", "update"),
-    "update": ("down", "pull-setup", "update", "pull", "up", "printenv"),
+    "update": ("down", "pull-setup", "update", "pull", "letsencrypt", "up", "printenv"),
 }
 PRINTENV = ("Bitwarden is up and running!\n===================================================\n\nvisit {url}\n"
             "to update, run `./bitwarden.sh updateself` and then `./bitwarden.sh update`\n\n")
+NO_COMPOSE_AT_ALL = "Error: Neither 'docker compose' nor 'docker-compose' commands were found. Please install Docker Compose.\n"
 UP_FAILED = ("Error response from daemon: driver failed programming external connectivity on endpoint bitwarden-nginx: "
              "Bind for 0.0.0.0:443 failed: port is already allocated\n")
 
@@ -121,6 +122,8 @@ class Instance(ComposeProject):  # pylint: disable=too-many-instance-attributes,
                                                      self.installation_id))
         self.organization_expiration = first_license["Expires"]
         org_license = first_license if spec["license"] else None
+        self.host_bin = os.path.join(sim.directory, "hosts", self.name, "bin")
+        self.docker_command = layout.lay_out_host_bin(self.host_bin, sim.docker_path, self.faults["compose_v1"])
         self.paths = self.lay_out(org_license)
         self.project_dir = self.paths.docker_dir
         self.host_root = self.paths.root
@@ -178,7 +181,7 @@ class Instance(ComposeProject):  # pylint: disable=too-many-instance-attributes,
                                           self.spec["push_notifications"])
         if self.spec["preconfigured"]:
             env_values += envfile.cloud_communication_values(self.spec["region"])
-        return layout.lay_out(os.path.join(self.sim.directory, self.name), url=self.url, bin_dir=self.sim.bin_dir,
+        return layout.lay_out(os.path.join(self.sim.directory, self.name), url=self.url, bin_dir=self.host_bin,
                               spec=self.spec, env_values=env_values, org_id=self.organization_id, license_doc=org_license)
 
     @staticmethod
@@ -192,6 +195,7 @@ class Instance(ComposeProject):  # pylint: disable=too-many-instance-attributes,
         with self.lock:
             self.faults = normalized
             self._apply_cloud_faults()
+            layout.lay_out_host_bin(self.host_bin, self.sim.docker_path, normalized["compose_v1"])
 
     def rotate_billing_sync_token(self):
         """An owner generated a new billing sync token in the cloud web vault: the old one stops working there."""
@@ -267,6 +271,7 @@ class Instance(ComposeProject):  # pylint: disable=too-many-instance-attributes,
                 self.start_error = str(exc)
             self.state = "down" if self.start_error else ("starting" if warmup > 0 else "up")
             self.containers = True
+            self.containers_created_at = time.monotonic()
             self.started_env = env
             self.api_log.configure(env)
         if self.start_error:
@@ -302,6 +307,10 @@ class Instance(ComposeProject):  # pylint: disable=too-many-instance-attributes,
     def remove_containers(self):
         self.go_down()
 
+    def apps_answer(self):
+        with self.lock:
+            return self.state == "up"
+
     def compose_up(self):
         """Create the containers, or recreate them when the env files resolve differently (the settings are read
         again); unchanged running containers are left alone. The restart faults act here."""
@@ -328,6 +337,7 @@ class Instance(ComposeProject):  # pylint: disable=too-many-instance-attributes,
         if fault == "never_returns":
             with self.lock:
                 self.containers = True  # created, but the apps never answer
+                self.containers_created_at = time.monotonic()
             return progress, "", 0
         self.boot(env, self.spec["warmup"])
         return progress + "".join(f" Container bitwarden-{s}  Started\n" for s in services), "", 0
@@ -346,24 +356,45 @@ class Instance(ComposeProject):  # pylint: disable=too-many-instance-attributes,
         with self.op_lock:
             self.sim.log(f"{self.name}: bitwarden.sh {command} by {user}")
             env = {"COMPOSE_FILE": ":".join(self.compose_files())}
+            # run.sh's dccmd: the compose plugin, else docker-compose (v1) when the host has it
+            compose = "docker-compose" if self.faults["compose_v1"] else "docker"
+            if self.faults["no_compose"] and not self.faults["compose_v1"]:
+                return "", NO_COMPOSE_AT_ALL, 1
             setup_image = f"ghcr.io/bitwarden/setup:{self.spec['version']}"
             mount = ["-v", f"{self.paths.bwdata}:/bitwarden", setup_image, "/app/Setup"]
-            argvs = {"pull": ["compose", "pull"], "up": ["compose", "up", "-d"], "pull-setup": ["pull", setup_image],
-                     "printenv": ["run", *mount, "-printenv", "1"], "update": ["run", *mount, "-update", "1"]}
+            letsencrypt = os.path.join(self.paths.bwdata, "letsencrypt")
+            argvs = {"pull": (compose, ["pull"]), "up": (compose, ["up", "-d"]), "pull-setup": ("docker", ["pull", setup_image]),
+                     "printenv": ("docker", ["run", *mount, "-printenv", "1"]),
+                     "update": ("docker", ["run", *mount, "-update", "1"]),
+                     "pull-certbot": ("docker", ["pull", "certbot/certbot"]),
+                     "certbot": ("docker", ["run", "-i", "--rm", "--name", "certbot", "-p", "443:443", "-p", "80:80", "-v",
+                                            f"{letsencrypt}:/etc/letsencrypt/", "certbot/certbot", "renew", "--logs-dir",
+                                            "/etc/letsencrypt/logs"])}
             out, err = "", ""
+            steps = []
             for step in RUN_SH.get(command, ()):
+                if step == "letsencrypt":
+                    steps += ["pull-certbot", "certbot"] if os.path.isdir(os.path.join(letsencrypt, "live")) else []
+                else:
+                    steps.append(step)
+            for step in steps:
                 if step == "down":
-                    listing = self.sim.docker.run(["compose", "ps"], self.paths.root, env, user)[0]
+                    listing = self._compose_run(compose, ["ps"], env, user)[0]
                     if len(listing.splitlines()) <= 2:
                         continue
-                    argv = ["compose", "down"]
+                    program, argv = compose, ["down"]
                 else:
-                    argv = argvs[step]
-                step_out, step_err, code = self.sim.docker.run(argv, self.paths.root, env, user)
+                    program, argv = argvs[step]
+                step_out, step_err, code = self._compose_run(program, argv, env, user)
                 out, err = out + step_out, err + step_err
                 if code:
                     return out, err, code
             return out, err, 0
+
+    def _compose_run(self, program, argv, env, user):
+        if program == "docker" and argv[0] in ("ps", "down", "pull", "up"):
+            argv = ["compose", *argv]
+        return self.sim.docker.run(argv, self.paths.root, env, user, program)
 
     def _rebuild_env(self):
         with open(self.paths.env_file, encoding="utf-8") as handle:

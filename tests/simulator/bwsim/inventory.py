@@ -11,7 +11,7 @@ def other_region(region):
     return "EU" if region == "US" else "US"
 
 
-def host_vars(instance, ca_path, docker_path, cloud_ports=None):
+def host_vars(instance, ca_path, cloud_ports=None):
     creds = instance.credentials()["owner"]
     fault = instance.spec["cloud_endpoint_fault"]
     # wrong_region: the operator configures the other region than the one that issued the installation id.
@@ -27,8 +27,8 @@ def host_vars(instance, ca_path, docker_path, cloud_ports=None):
         "billing_sync_client_id": creds["client_id"],
         "billing_sync_client_secret": creds["client_secret"],
         "billing_sync_token": instance.inventory_token,
-        # the simulator's docker stand-in (a real host has docker on PATH)
-        "billing_sync_docker_command": docker_path,
+        # the simulator's docker stand-in in the host's own bin dir (a real host has docker on PATH)
+        "billing_sync_docker_command": instance.docker_command,
     }
     if instance.spec["tls"]:
         values["billing_sync_ca_path"] = ca_path
@@ -41,10 +41,10 @@ def host_vars(instance, ca_path, docker_path, cloud_ports=None):
     return values
 
 
-def write_inventory(path, instances, ca_path, docker_path, cloud_ports=None):
+def write_inventory(path, instances, ca_path, cloud_ports=None):
     groups = {"bitwarden_us": {"hosts": {}}, "bitwarden_eu": {"hosts": {}}}
     for instance in instances:
-        values = host_vars(instance, ca_path, docker_path, cloud_ports)
+        values = host_vars(instance, ca_path, cloud_ports)
         groups[f"bitwarden_{values['billing_sync_region'].lower()}"]["hosts"][instance.name] = values
     for group in groups.values():
         if not group["hosts"]:

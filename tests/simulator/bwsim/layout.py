@@ -107,6 +107,19 @@ def lay_out_docker(bin_dir, control_url):
     return path
 
 
+def lay_out_host_bin(host_bin, docker_path, compose_v1):
+    """DIR/hosts/<name>/bin: the host's own /usr/bin, with docker, and docker-compose (v1) only on a compose v1 host
+    (bitwarden.sh finds it with `command -v`, as on a real host)."""
+    os.makedirs(host_bin, exist_ok=True)
+    for name, wanted in (("docker", True), ("docker-compose", compose_v1)):
+        link = os.path.join(host_bin, name)
+        if wanted and not os.path.lexists(link):
+            os.symlink(docker_path, link)
+        elif not wanted and os.path.lexists(link):
+            os.unlink(link)
+    return os.path.join(host_bin, "docker")
+
+
 def lay_out(root, *, url, bin_dir, spec, env_values, org_id, license_doc):
     """Create (or recreate) the install dir for one instance."""
     if os.path.isdir(root):

@@ -59,7 +59,7 @@ class Simulator:
         for instance in self.instances.values():
             instance.boot(instance.read_environment(), 0)
         self.control.start()
-        write_inventory(os.path.join(self.directory, "inventory.yml"), self.instances.values(), self.ca_path, self.docker_path, self.cloud_ports)
+        write_inventory(os.path.join(self.directory, "inventory.yml"), self.instances.values(), self.ca_path, self.cloud_ports)
         _write_json(os.path.join(self.directory, "control.json"), {"pid": os.getpid(), "port": self.control.port})
         self.log(f"serving {len(self.instances)} instance(s); control on {self.control_url}")
 
@@ -76,7 +76,8 @@ class Simulator:
         if path == "/_sim/docker" and request.method == "POST":
             body = request.json()
             out, err, code = self.docker.run([str(a) for a in body.get("argv") or []], str(body.get("cwd") or ""),
-                                             dict(body.get("env") or {}), str(body.get("user") or ""))
+                                             dict(body.get("env") or {}), str(body.get("user") or ""),
+                                             str(body.get("program") or "docker"))
             return json_response(200, {"stdout": out, "stderr": err, "exit_code": code})
         if path == "/_sim/shutdown" and request.method == "POST":
             self.stopping.set()

@@ -62,9 +62,20 @@ function printEnvironment() {
     setupContainer -printenv 1
 }
 
+# certbot/certbot comes from Docker Hub and binds 80/443: it runs after down, before up
+function updateLetsEncrypt() {
+    if [ -d "${OUTPUT_DIR}/letsencrypt/live" ]; then
+        docker pull certbot/certbot
+        docker run -i --rm --name certbot -p 443:443 -p 80:80 \
+            -v "$OUTPUT_DIR/letsencrypt":/etc/letsencrypt/ certbot/certbot \
+            renew --logs-dir /etc/letsencrypt/logs
+    fi
+}
+
 function restart() {
     composeDown
     composePull
+    updateLetsEncrypt
     composeUp
     printEnvironment
 }
