@@ -293,7 +293,8 @@ class DockerHost:
         if args in (["--version"], ["version"], ["-v"]):
             return COMPOSE_V1_VERSION + "\n", "", 0
         if project is None:
-            return "", "ERROR: \n        Can't find a suitable configuration file in this directory or any\n        parent. Are you in the right directory?\n", 1
+            return "", ("ERROR: \n        Can't find a suitable configuration file in this directory or any\n"
+                        "        parent. Are you in the right directory?\n"), 1
         words = [a for a in args if not a.startswith("-")]
         if words[:1] == ["config"]:
             if any(a not in ("-q", "--quiet") for a in args[1:]):

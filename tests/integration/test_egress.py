@@ -1,0 +1,108 @@
+"""Egress the restart and the server need, seen from where they really go (issue 21 items 5-8, issue 22 item 3),
+through ansible-playbook against the simulator: the restart check probes the registry the way the daemon pulls, follows
+bitwarden.sh's compose fallback and run.sh's Let's Encrypt step; nothing relies on `(healthy)`. Each failure names
+its cause, changes nothing and leaves the server up."""
+
+from pathlib import Path
+
+from helpers.ansible_run import run_playbook
+
+REPO = Path(__file__).resolve().parents[2]
+ROLLOUT = REPO / "playbooks" / "rollout.yml"
+FAST = {"restart_delay": 0.2, "warmup": 0.1}
+CHECK_TASK = "Stop before any change when the restart cannot succeed"
+
+
+def env_file(fleet, name):
+    return Path(fleet.host_vars(name)["billing_sync_install_dir"]) / "bwdata" / "env" / "global.override.env"
+
+
+def failure(run, task):
+    messages = [event["result"]["msg"] for event in run.events
+                if event["event"] == "task" and event["task"].endswith(task) and event["status"] == "failed"]
+    assert messages, run.output
+    return messages[0]
+
+
+def assert_untouched(fleet, name, env_before):
+    """Nothing changed before the failure and the server is still up."""
+    assert env_file(fleet, name).read_bytes() == env_before
+    state = fleet.instance(name)
+    assert (state["state"], state["restarts"]) == ("up", 0)
+    assert fleet.client.bitwarden_sh_calls(name) == []
+
+
+def test_compose_v1_with_an_unreachable_registry_is_stopped_before_anything_goes_down(sim_fleet):
+    """Issue 22.3: bitwarden.sh falls back to docker-compose, takes the server down, then the pull fails; the check
+    used to say "docker compose config --images failed ... would fail before it takes anything down" and let it run."""
+    fleet = sim_fleet([{"name": "bw-v1", "faults": {"compose_v1": True, "pull_fails": True}}], **FAST)
+    before = env_file(fleet, "bw-v1").read_bytes()
+    run = run_playbook(ROLLOUT, fleet.inventory)
+    assert run.rc != 0
+    message = failure(run, CHECK_TASK)
+    assert message.startswith("Nothing was changed: the restart this host needs (billing_sync_restart_method bitwarden_sh) "
+                              "cannot succeed. The container registry does not answer the Docker daemon (docker pull ")
+    assert "bitwarden.sh restart pulls the images (docker-compose pull) after taking the server down" in message
+    assert_untouched(fleet, "bw-v1", before)
+
+
+def test_compose_v1_with_a_reachable_registry_converges(sim_fleet):
+    fleet = sim_fleet([{"name": "bw-v1ok", "faults": {"compose_v1": True}}], **FAST)
+    run_playbook(ROLLOUT, fleet.inventory).assert_ok()
+    assert [c["exit_code"] for c in fleet.client.bitwarden_sh_calls("bw-v1ok")] == [0]
+    assert fleet.instance("bw-v1ok")["settings"]["enableCloudCommunication"] is True
+
+
+def test_daemon_egress_failure_is_caught_although_the_cli_reaches_the_registry(sim_fleet):
+    """Issue 21.7: `docker manifest inspect` (CLI) answers, the daemon's pull does not (its proxy or mirror)."""
+    fleet = sim_fleet([{"name": "bw-daemon", "faults": {"daemon_registry_unreachable": True}}], **FAST)
+    before = env_file(fleet, "bw-daemon").read_bytes()
+    run = run_playbook(ROLLOUT, fleet.inventory)
+    assert run.rc != 0
+    message = failure(run, CHECK_TASK)
+    assert "does not answer the Docker daemon (docker pull ghcr.io/bitwarden/mssql@sha256:" in message
+    assert "proxyconnect tcp" in message and "for the Docker daemon (its proxy: systemd drop-in or daemon.json" in message
+    assert_untouched(fleet, "bw-daemon", before)
+
+
+def test_cli_only_egress_failure_does_not_block_a_restart_that_works(sim_fleet):
+    """Issue 21.7: the shell cannot reach the registry but the daemon can: the restart works, so the check lets it."""
+    fleet = sim_fleet([{"name": "bw-cli", "faults": {"cli_registry_unreachable": True}}], **FAST)
+    run_playbook(ROLLOUT, fleet.inventory).assert_ok()
+    assert [c["exit_code"] for c in fleet.client.bitwarden_sh_calls("bw-cli")] == [0]
+    argvs = [" ".join(call["argv"]) for call in fleet.client.docker_calls("bw-cli")]
+    assert not any(a.startswith("manifest inspect") for a in argvs)
+
+
+def test_letsencrypt_host_without_docker_hub_is_stopped_before_anything_goes_down(sim_fleet):
+    """Issue 21.7: run.sh restart pulls certbot/certbot from Docker Hub after `down` when bwdata/letsencrypt/live exists."""
+    fleet = sim_fleet([{"name": "bw-le", "faults": {"docker_hub_unreachable": True}}], **FAST)
+    (fleet.install_dir("bw-le") / "bwdata" / "letsencrypt" / "live").mkdir(parents=True)
+    before = env_file(fleet, "bw-le").read_bytes()
+    run = run_playbook(ROLLOUT, fleet.inventory)
+    assert run.rc != 0
+    message = failure(run, CHECK_TASK)
+    assert "bwdata/letsencrypt/live exists, so bitwarden.sh restart also pulls certbot/certbot from Docker Hub" in message
+    assert "registry-1.docker.io" in message
+    assert_untouched(fleet, "bw-le", before)
+
+
+def test_letsencrypt_host_with_docker_hub_renews_during_the_restart_and_converges(sim_fleet):
+    fleet = sim_fleet([{"name": "bw-le-ok"}], **FAST)
+    (fleet.install_dir("bw-le-ok") / "bwdata" / "letsencrypt" / "live").mkdir(parents=True)
+    run_playbook(ROLLOUT, fleet.inventory).assert_ok()
+    argvs = [" ".join(call["argv"]) for call in fleet.client.docker_calls("bw-le-ok")]
+    assert any("certbot/certbot renew" in a for a in argvs)
+    assert fleet.instance("bw-le-ok")["settings"]["enableCloudCommunication"] is True
+
+
+def test_nothing_waits_on_compose_health(sim_fleet):
+    """Issue 21.8: `ps` says "(health: starting)" for 30 s after up; the role waits on /alive and a token instead, so
+    it never asks docker for health and a restart costs no 30 s."""
+    fleet = sim_fleet([{"name": "bw-health"}], **FAST)
+    run_playbook(ROLLOUT, fleet.inventory).assert_ok()
+    assert fleet.instance("bw-health")["restarts"] == 1
+    argvs = [call["argv"] for call in fleet.client.docker_calls("bw-health")]
+    assert not [a for a in argvs if a[:2] == ["compose", "ps"] and "-q" not in a and "--quiet" not in a
+                and a[0] != "docker-compose"][1:]  # run.sh's own `ps | wc -l` before down is the only full listing
+    assert not [a for a in argvs if "inspect" in a and any("Health" in part for part in a)]
