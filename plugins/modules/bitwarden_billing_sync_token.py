@@ -60,6 +60,14 @@ options:
     type: bool
     default: false
     version_added: 0.4.0
+  warn_cloud_communication_off:
+    description:
+      - Warn when the running server has cloud communication off (nothing syncs until it is on).
+      - V(false) when the caller is turning it on in the same run, as the C(selfhost.bitwarden.billing_sync) role does
+        in check mode before the restart it would do.
+    type: bool
+    default: true
+    version_added: 0.4.0
   state:
     description:
       - V(present) creates or updates the connection, V(absent) deletes it.
@@ -228,6 +236,7 @@ def main():
         billing_sync_token=dict(type="raw", no_log=True),
         enabled=dict(type="bool", default=True),
         verify=dict(type="bool", default=False),
+        warn_cloud_communication_off=dict(type="bool", default=True),
         state=dict(type="str", choices=["present", "absent"], default="present"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
@@ -297,7 +306,7 @@ def main():
     else:
         after = current
 
-    if state == "present" and not comm_enabled:
+    if state == "present" and not comm_enabled and module.params["warn_cloud_communication_off"]:
         client.warn(COMM_OFF_WARNING % ("would be saved" if module.check_mode and result["changed"] else "is saved"))
     if module._diff:
         result["diff"] = {"before": diff_view(current), "after": diff_view(after, token if after else None)}
