@@ -180,12 +180,14 @@ def open_tls(url, timeout, cafile=None, proxy=None):
 
 
 def request(url, method, path, timeout, cafile=None, proxy=None, form=None):
-    """(status, body bytes) of one HTTPS request to ``url`` + ``path``; ProbeError naming the layer that failed."""
+    """(status, body bytes) of one HTTPS request to ``url`` + ``path``; ProbeError naming the layer that failed.
+    The HTTP answer must be complete ``timeout`` seconds after the request started."""
+    deadline = time.monotonic() + timeout
     parts = urlsplit(url)
     tls = open_tls(url, timeout, cafile, proxy)
     conn = http.client.HTTPSConnection(parts.hostname, parts.port or 443, timeout=timeout)
-    # Connected, tunnelled and verified above: http.client only speaks HTTP on it, the whole answer within timeout.
-    conn.sock = DeadlineSocket(tls, time.monotonic() + timeout)
+    # Connected, tunnelled and verified above: http.client only speaks HTTP on it, up to the deadline.
+    conn.sock = DeadlineSocket(tls, deadline)
     headers = {"Accept": "application/json", "User-Agent": "selfhost.bitwarden"}
     body = None
     if form is not None:
