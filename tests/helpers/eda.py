@@ -15,6 +15,7 @@ import contextlib
 import copy
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -74,6 +75,10 @@ def alertmanager(workdir, config):
 
 
 class Rulebook(Service):
+    def received(self, alertname, host):
+        """Whether the rule engine got the alert (--print-events prints each event with pprint: sorted keys)."""
+        return re.search(r"'alertname': '%s',\s+'host': '%s'" % (re.escape(alertname), re.escape(host)), self.output())
+
     def stop(self):
         """Stop ansible-rulebook and the ansible-playbook runs it started (its own session)."""
         if self.process.poll() is None:
@@ -111,8 +116,9 @@ def rulebook(path, inventory, workdir, token, record=None, attempts=3):
                                              "selfhost_bitwarden_eda_token": token}), encoding="utf-8")
         log = workdir / ("ansible-rulebook-%d.log" % attempt)
         with open(log, "wb") as output:
-            # -v: the webhook's access log shows each Alertmanager notification.
-            process = subprocess.Popen([command, "-r", str(path), "-i", str(inventory), "-e", str(variables), "-v"],
+            # -v: the webhook's access log; --print-events: each event (one alert) as the rule engine gets it.
+            process = subprocess.Popen([command, "-r", str(path), "-i", str(inventory), "-e", str(variables), "-v",
+                                        "--print-events"],
                                        stdout=output, stderr=subprocess.STDOUT, cwd=str(workdir), env=env,
                                        stdin=subprocess.DEVNULL, start_new_session=True)
         service = Rulebook("ansible-rulebook", process, port, log)
