@@ -20,6 +20,13 @@ description:
     does not know (C(invalid_client), a US id on an EU configuration or the reverse) is caught too. The API endpoint
     gets C(GET /alive).
   - The installation id and key come from the env file. The key and the token never appear in the output.
+  - The server calls the cloud from its containers, whose DNS and proxy can differ from the host's (a proxy set for the
+    host's shell only, a container DNS of its own). So the region's identity and API endpoints (the server's URIs,
+    never O(endpoints)) are also requested from inside the running api container (Bitwarden Lite - the C(bitwarden)
+    container) with C(docker compose exec -T <service> wget) - the images are Alpine, whose BusyBox wget also serves
+    their HEALTHCHECK; they have no curl. The proxy the containers got applies. The container gets no installation key.
+    When no container can be asked (the server is down, docker is not usable by this user) the module says so in a
+    warning and RV(container_probe) and relies on the host's checks.
   - "Proxy: when the install user's Docker client configuration (C(~/.docker/config.json) of the owner of
     O(bwdata_path)) has C(proxies.default.httpsProxy), Docker puts it into the server's containers, so the check tunnels
     through it (HTTP C(CONNECT); C(noProxy) honoured). Otherwise it uses C(HTTPS_PROXY)/C(https_proxy) and C(NO_PROXY)
@@ -82,6 +89,10 @@ options:
     description: Seconds to wait at each layer (DNS excepted, which the resolver bounds).
     type: int
     default: 10
+  docker_command:
+    description: The docker CLI on the host, a name on C(PATH) or an absolute path, for the probe from the api container.
+    type: str
+    default: docker
 extends_documentation_fragment:
   - selfhost.bitwarden.attributes
   - selfhost.bitwarden.installation
@@ -122,6 +133,13 @@ proxy:
   returned: always
   type: dict
   sample: {"url": "http://proxy.example.com:3128", "source": "proxies.default.httpsProxy in /home/bitwarden/.docker/config.json"}
+container_probe:
+  description:
+    - Where the endpoints were requested from besides the host - V(api container) (or V(bitwarden container) on
+      Bitwarden Lite) - or why not (V(not possible: <reason>; checked from the host only)).
+  returned: always
+  type: str
+  sample: api container
 checks:
   description: One entry per endpoint and for the license file, in the order checked.
   returned: always
@@ -129,7 +147,7 @@ checks:
   elements: dict
   contains:
     name:
-      description: V(identity), V(api) or V(license_file).
+      description: V(identity), V(api), V(container identity), V(container api) or V(license_file).
       type: str
     target:
       description: The URL requested or the file read.
@@ -138,7 +156,7 @@ checks:
       description: Whether the check passed.
       type: bool
     layer:
-      description: The layer that failed (V(DNS), V(TCP), V(proxy), V(TLS), V(HTTP), V(invalid_client), V(file), V(JSON)); V(null) when it passed.
+      description: The layer that failed (V(DNS), V(TCP), V(proxy), V(TLS), V(HTTP), V(invalid_client), V(container), V(file), V(JSON)); V(null) when it passed.
       type: str
     message:
       description: What failed and how to fix it; V(null) when it passed.
@@ -228,6 +246,45 @@ def check_api(module, url, proxy, region):
     return {"name": "api", "target": target, "ok": True, "layer": None, "message": None}
 
 
+CONTAINER_FIX = ("the server's containers cannot reach the cloud although this host can: their DNS or proxy differs from "
+                 "the host's. Give the containers the proxy (proxies.default.httpsProxy in the install user's "
+                 "~/.docker/config.json, then recreate the containers) or fix their DNS (\"dns\" in /etc/docker/daemon.json, "
+                 "the host's /etc/resolv.conf as docker copies it), and allow %s in the firewall for the docker network")
+# What answers when no container can be asked: compose's and the runtime's own errors, not wget's.
+WGET_SAYS = ("wget:", "ssl_client:", "Connecting to ")
+
+
+def container_probe(module, compose_dir, deployment, region):
+    """The region's endpoints requested from inside the running api container, as the server's HttpClient sees the
+    network (its DNS, the proxy docker gave it): -> (checks, how). BusyBox wget, which the Alpine images ship for their
+    HEALTHCHECK, GETs /alive (no credentials enter the container); `-T` bounds each read, coreutils timeout the exec."""
+    service = "bitwarden" if deployment == _deployment.LITE else "api"
+    seconds = module.params["timeout"]
+    checks = []
+    for name, base in sorted(_regions.cloud_endpoints(region).items(), reverse=True):  # identity, then api
+        url = base.rstrip("/") + "/alive"
+        argv = ["timeout", str(seconds * 3 + 5), module.params["docker_command"], "compose", "exec", "-T", service,
+                "wget", "-q", "-T", str(seconds), "-O", "/dev/null", url]
+        try:
+            rc, dummy, err = module.run_command(argv, cwd=compose_dir, expand_user_and_vars=False,
+                                                errors="surrogate_then_replace")
+        except OSError as exc:  # no docker CLI at all
+            rc, err = 127, str(exc)
+        said = [line.strip() for line in (err or "").splitlines() if line.strip()]
+        if rc == 0:
+            checks.append({"name": "container " + name, "target": url, "ok": True, "layer": None, "message": None})
+            continue
+        if rc in (124, 137) or (said and said[-1].startswith(WGET_SAYS)):
+            detail = said[-1] if said else "no answer within %d s (packets dropped)" % (seconds * 3 + 5)
+            host = url.split("//", 1)[-1].split("/", 1)[0]
+            checks.append(failed("container " + name, url, "container", "from the %s container: %s" % (service, detail),
+                                 CONTAINER_FIX % host))
+            continue
+        return [], "not possible: docker compose exec %s in %s failed (exit code %d: %s); checked from the host only" % (
+            service, compose_dir, rc, said[-1] if said else "nothing on stderr")
+    return checks, "%s container" % service
+
+
 def check_license_file(path, organization_id):
     """A license file the server can read: present, JSON, one object (nothing after the closing brace)."""
     try:
@@ -299,6 +356,7 @@ def main():
                                                      api=dict(type="str", required=True))),
             ca_path=dict(type="path"),
             timeout=dict(type="int", default=10),
+            docker_command=dict(type="str", default="docker"),
         ),
         supports_check_mode=True,
     )
@@ -317,9 +375,16 @@ def main():
     proxy = find_proxy(module, bwdata)
     checks = [check_identity(module, endpoints["identity"], proxy, installation_id, key, region),
               check_api(module, endpoints["api"], proxy, region)]
+    compose_dir = params["compose_dir"] or (os.path.join(bwdata, "docker") if plan.deployment == _deployment.STANDARD
+                                            else os.path.dirname(os.path.normpath(bwdata)))
+    from_container, how = container_probe(module, compose_dir, plan.deployment, region)
+    if not from_container:
+        module.warn("The cloud was checked from this host only: %s. The server calls the cloud from its containers, "
+                    "whose DNS and proxy can differ." % how[len("not possible: "):].split("; checked", 1)[0])
+    checks += from_container
     if plan.deployment == _deployment.STANDARD:
         checks += license_checks(bwdata, params["organization_id"])
-    result = dict(changed=False, region=region, endpoints=dict(endpoints), checks=checks,
+    result = dict(changed=False, region=region, endpoints=dict(endpoints), checks=checks, container_probe=how,
                   proxy={"url": proxy.url, "source": proxy.source} if proxy else None)
     problems = [check["message"] for check in checks if not check["ok"]]
     if problems:

@@ -450,7 +450,7 @@ def test_module_examples_run_against_the_simulator(sim_fleet, tmp_path):
         },
         "selfhost.bitwarden.bitwarden_cloud_comm": {"bwdata_path": host["billing_sync_install_dir"] + "/bwdata"},
         # The simulator's clouds stand in for the region's (the test-only endpoint override).
-        "selfhost.bitwarden.bitwarden_preflight": {"endpoints": host["billing_sync_preflight_endpoints"],
+        "selfhost.bitwarden.bitwarden_preflight": {"endpoints": host["billing_sync_preflight_endpoints"][host["billing_sync_region"]],
                                                    "ca_path": host["billing_sync_preflight_ca_path"]},
     }
     if host.get("billing_sync_ca_path"):

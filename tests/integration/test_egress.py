@@ -5,7 +5,7 @@ its cause, changes nothing and leaves the server up."""
 
 from pathlib import Path
 
-from helpers.ansible_run import run_playbook
+from helpers.ansible_run import run_module, run_playbook
 
 REPO = Path(__file__).resolve().parents[2]
 ROLLOUT = REPO / "playbooks" / "rollout.yml"
@@ -106,3 +106,54 @@ def test_nothing_waits_on_compose_health(sim_fleet):
     assert not [a for a in argvs if a[:2] == ["compose", "ps"] and "-q" not in a and "--quiet" not in a
                 and a[0] != "docker-compose"][1:]  # run.sh's own `ps | wc -l` before down is the only full listing
     assert not [a for a in argvs if "inspect" in a and any("Health" in part for part in a)]
+
+
+PREFLIGHT_TASK = "Check the region's cloud and the license file before anything changes"
+
+
+def test_containers_that_cannot_reach_the_cloud_are_caught_although_the_host_can(sim_fleet):
+    """Issue 21.6 hidden check: the host's probe succeeds, the server's own cloud calls (its containers' DNS/proxy) fail;
+    such a host must not get its env file changed nor a restart."""
+    fleet = sim_fleet([{"name": "bw-split", "faults": {"cloud_unreachable": True}}], **FAST)
+    before = env_file(fleet, "bw-split").read_bytes()
+    run = run_playbook(ROLLOUT, fleet.inventory)
+    assert run.rc != 0
+    message = failure(run, PREFLIGHT_TASK)
+    assert message.startswith("Preflight for the US cloud failed before anything changed: ")
+    assert ("https://identity.bitwarden.com/alive (container identity): container failed: from the api container: "
+            "wget: bad address 'identity.bitwarden.com'; the server's containers cannot reach the cloud although this "
+            "host can") in message
+    assert "(identity): " not in message.replace("(container identity)", "")  # the host's own probe passed
+    assert_untouched(fleet, "bw-split", before)
+    argvs = [call["argv"] for call in fleet.client.docker_calls("bw-split")]
+    assert ["compose", "exec", "-T", "api", "wget", "-q", "-T", "10", "-O", "/dev/null",
+            "https://api.bitwarden.com/alive"] in argvs
+
+
+def test_a_region_override_on_an_eu_host_is_stopped_by_the_preflight(sim_fleet):
+    """Issue 21.6: the test endpoints used to be pinned to the host's own cloud, so `-e billing_sync_region=US` on an
+    EU host passed, rewrote cloudRegion=EU to US and restarted. The region now picks its cloud, as DNS would."""
+    fleet = sim_fleet([{"name": "bw-eu", "region": "EU"}], **FAST)
+    before = env_file(fleet, "bw-eu").read_bytes()
+    run = run_playbook(ROLLOUT, fleet.inventory, extra_vars={"billing_sync_region": "US"})
+    assert run.rc != 0
+    message = failure(run, PREFLIGHT_TASK)
+    assert message.startswith("Preflight for the US cloud failed before anything changed: ")
+    assert "invalid_client: the US cloud rejected the installation id and key" in message
+    assert_untouched(fleet, "bw-eu", before)
+
+
+def test_a_server_that_is_down_is_checked_from_the_host_and_says_so(sim_fleet):
+    """No container to ask: the module falls back to the host's probe and says so in a warning and container_probe."""
+    fleet = sim_fleet([{"name": "bw-down"}], **FAST)
+    assert fleet.client.bitwarden_sh("bw-down", "stop")["exit_code"] == 0
+    args = {"bwdata_path": "{{ billing_sync_install_dir }}/bwdata", "region": "{{ billing_sync_region }}",
+            "endpoints": "{{ billing_sync_preflight_endpoints[billing_sync_region] }}",
+            "ca_path": "{{ billing_sync_preflight_ca_path }}", "docker_command": "{{ billing_sync_docker_command }}"}
+    run = run_module("selfhost.bitwarden.bitwarden_preflight", args, fleet.inventory, hosts="bw-down")
+    (event,) = run.results("module", "bw-down")
+    assert event["status"] == "ok", run.output
+    assert event["result"]["container_probe"].startswith("not possible: docker compose exec api in ")
+    assert 'service "api" is not running' in event["result"]["container_probe"]
+    assert "The cloud was checked from this host only: docker compose exec api in" in " ".join(run.output.split())
+    assert [check["name"] for check in event["result"]["checks"]] == ["identity", "api", "license_file"]

@@ -100,13 +100,13 @@ def test_through_the_hosts_proxy(fleet):
     and a warning says the containers do not get that proxy. A proxy that refuses CONNECT is named as the layer."""
     address, seen = proxy_server()
     args = {"bwdata_path": "{{ billing_sync_install_dir }}/bwdata", "region": "{{ billing_sync_region }}",
-            "endpoints": "{{ billing_sync_preflight_endpoints }}", "ca_path": "{{ billing_sync_preflight_ca_path }}"}
+            "endpoints": "{{ billing_sync_preflight_endpoints[billing_sync_region] }}", "ca_path": "{{ billing_sync_preflight_ca_path }}"}
     run = run_module(MODULE, args, fleet.inventory, hosts="pf-ok", env={"HTTPS_PROXY": "http://ops:pr0xy-s3cret@" + address})
     (event,) = run.results("module", "pf-ok")
     assert event["status"] == "ok", run.output
     result = event["result"]
     assert result["proxy"] == {"url": "http://********@" + address, "source": "HTTPS_PROXY in the environment"}
-    endpoints = fleet.host_vars("pf-ok")["billing_sync_preflight_endpoints"]
+    endpoints = fleet.host_vars("pf-ok")["billing_sync_preflight_endpoints"][fleet.host_vars("pf-ok")["billing_sync_region"]]
     assert sorted(head.split(" ")[1] for head in seen) == sorted(url.split("//")[1] for url in endpoints.values())
     assert "the server's containers do not get it" in " ".join(result.get("warnings", [])) + " ".join(run.output.split())
     assert_no_secrets(run.output, ["pr0xy-s3cret", installation_key(fleet, "pf-ok")])

@@ -34,8 +34,10 @@ def fleet(module_fleet):
     ])
 
 
-def endpoints(fleet, name):
-    return fleet.host_vars(name)["billing_sync_preflight_endpoints"]
+def endpoints(fleet, name, region=None):
+    """The served cloud the host's region (or ``region``) picks from the inventory's two."""
+    host = fleet.host_vars(name)
+    return host["billing_sync_preflight_endpoints"][region or host["billing_sync_region"]]
 
 
 def installation(fleet, name):
@@ -109,10 +111,12 @@ def test_wrong_region_inventory(fleet):
     host = fleet.host_vars("wrong")
     assert fleet.instance("wrong")["region"] == "US"
     assert host["billing_sync_region"] == "EU"
-    assert host["billing_sync_preflight_endpoints"] == endpoints(fleet, "eu")
+    assert endpoints(fleet, "wrong") == endpoints(fleet, "eu")
     inventory = yaml.safe_load((fleet.dir / "inventory.yml").read_text(encoding="utf-8"))
     assert "wrong" in inventory["all"]["children"]["bitwarden"]["children"]["bitwarden_eu"]["hosts"]
-    assert token(fleet, "wrong", host["billing_sync_preflight_endpoints"]["identity"]).json() == {"error": "invalid_client"}
+    assert token(fleet, "wrong", endpoints(fleet, "wrong")["identity"]).json() == {"error": "invalid_client"}
+    # both regions are served to every host: the US one (the id's own) answers the same installation
+    assert token(fleet, "wrong", endpoints(fleet, "wrong", "US")["identity"]).status_code == 200
 
 
 def test_serve_clouds_off(tmp_path):

@@ -76,6 +76,11 @@ class ComposeProject:
     def apps_answer(self):
         return True
 
+    def exec_in(self, service, command):
+        """A command in a running container -> (stdout, stderr, exit code); only what the images have."""
+        return "", (f"OCI runtime exec failed: exec failed: unable to start container process: exec: \"{command[0]}\": "
+                    "executable file not found in $PATH: unknown\n"), 126
+
     def extra_images(self):
         """Images present locally that the compose files do not name: certbot/certbot on a Let's Encrypt install
         (Setup pulled it to get the first certificate; run.sh restart pulls and runs it again)."""
@@ -262,7 +267,24 @@ class DockerHost:
             return self._pull(project, faults)
         if verb == "up" and ("-d" in options or "--detach" in options):
             return project.compose_up()
+        if verb == "exec":
+            return self._exec(args[args.index("exec") + 1:], project)
         return "", f"bwsim docker stand-in: `docker compose {' '.join(args)}` is not simulated\n", 125
+
+    @staticmethod
+    def _exec(args, project):
+        """`docker compose exec [-T] SERVICE CMD…`: only in a running container of the project."""
+        rest = list(args)
+        while rest and rest[0].startswith("-"):
+            rest.pop(0)
+        if not rest:
+            return "", "\"docker compose exec\" requires at least 2 arguments.\n", 1
+        service, command = rest[0], rest[1:]
+        if service not in project.services():
+            return "", f"no such service: {service}\n", 1
+        if not project.containers_exist():
+            return "", f"service \"{service}\" is not running\n", 1
+        return project.exec_in(service, command)
 
     @staticmethod
     def _ps(project, quiet):

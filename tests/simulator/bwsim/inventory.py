@@ -35,8 +35,11 @@ def host_vars(instance, ca_path, cloud_ports=None):
     if instance.deployment == "lite":
         values["billing_sync_deployment"] = "lite"  # billing_sync_install_dir is its compose dir
     if cloud_ports is not None:
-        # The test-only endpoint override of the cloud preflight: the served clouds instead of the region's hosts.
-        values["billing_sync_preflight_endpoints"] = {service: cloud_ports.base_uri(region, service, fault) for service in ("identity", "api")}
+        # The test-only endpoint override of the cloud preflight: the served clouds instead of the region's hosts, both
+        # regions, so that the region the run asks for picks its cloud as DNS would (the host's egress faults hit both).
+        values["billing_sync_preflight_endpoints"] = {
+            cloud: {service: cloud_ports.base_uri(cloud, service, None if fault == "wrong_region" else fault)
+                    for service in ("identity", "api")} for cloud in ("US", "EU")}
         values["billing_sync_preflight_ca_path"] = ca_path
     return values
 
