@@ -136,7 +136,7 @@ proxy:
 container_probe:
   description:
     - Where the endpoints were requested from besides the host - V(api container) (or V(bitwarden container) on
-      Bitwarden Lite) - or why not (V(not possible: <reason>; checked from the host only)).
+      Bitwarden Lite) - or why that was not possible, a text that starts with C(not possible) and names the reason.
   returned: always
   type: str
   sample: api container
