@@ -364,22 +364,28 @@ def sponsorship_job_runs(directory, since):
             return None
     if any(not os.access(path, os.R_OK) for path in log_files(directory, since)):
         return None
-    runs = []
+    runs, seen = [], []
     for entry in read_entries_since(directory, since):
         message = entry["message"]
         job = _JOB.match(message)
         if job and job.group(1) == "Starting":
             runs.append({"started": entry["time"], "finished": None, "failed": False, "message": None,
                          "no_sponsorships": False})
+            seen = []
         elif not runs:
             continue
         elif job:
             runs[-1]["finished"] = entry["time"]
         elif _SPONSORSHIP_FAILED.match(message):
+            # The job's exception says only "Organization sync failed" when the cloud call failed: the lines of that
+            # call say why.
             runs[-1]["failed"] = True
-            runs[-1]["message"] = entry["detail"][0] if entry["detail"] else message
+            runs[-1]["message"] = _decode(seen) or (entry["detail"][0] if entry["detail"] else message)
+            seen = []
         elif _NO_SPONSORSHIPS.match(message):
             runs[-1]["no_sponsorships"] = True
+        else:
+            seen.append(entry)
     return runs
 
 
@@ -398,33 +404,46 @@ def sponsorship_job_outcome(directory, since):
     return {"outcome": outcome, "finished": last["finished"], "message": last["message"]}
 
 
+def _cloud_refusal(entry):
+    match = _CLOUD_REQUEST.match(entry["message"])
+    if not match:
+        return None
+    url = _pick(match.group(1), match.group(2))
+    return _cloud_message_cause(url, match.group(3), _pick(match.group(4), match.group(5)), _quoted_message(match.group(6)))
+
+
+def _token_refusal(entry, settings):
+    match = _TOKEN_REJECTED.match(entry["message"])
+    if not match:
+        return None
+    identity, client, status = match.group(1), _pick(match.group(2), match.group(3)), match.group(4)
+    answer = "%s-%s" % (status, _pick(match.group(5), match.group(6)))
+    if status == "TooManyRequests":
+        return _RATE_LIMITED % (identity, answer)
+    return _region_mismatch(identity, settings) or (
+        "the identity server %s rejected %s (%s): the installation id or key is wrong, or the installation belongs to "
+        "the other region (bitwarden.com is US, bitwarden.eu is EU)" % (identity, client, answer))
+
+
+def _unreachable(entry):
+    if not entry["message"].startswith(_UNREACHABLE):
+        return None
+    reason = next((line for line in entry["detail"] if line), entry["message"])
+    return ("the server cannot reach the Bitwarden cloud (%s): the api container needs outbound HTTPS to "
+            "identity.bitwarden.com and api.bitwarden.com (.eu for EU); check DNS, firewall and proxy" % reason)
+
+
+def _decode(entries, settings=None):
+    """The newest cause among ``entries``: a cloud refusal first, then a refused token, then an unreachable cloud."""
+    for decoder in (_cloud_refusal, lambda entry: _token_refusal(entry, settings), _unreachable):
+        for entry in reversed(entries):
+            cause = decoder(entry)
+            if cause:
+                return cause
+    return None
+
+
 def explain_license_sync_failure(directory, since, settings=None):
     """The newest cause of a failed license sync in the api log under ``directory`` since ``since``, or None when
     none is found; ``settings`` (read_env_settings) tells a region mismatch from a wrong key."""
-    entries = read_entries_since(directory, since)
-    for entry in reversed(entries):
-        match = _CLOUD_REQUEST.match(entry["message"])
-        if match:
-            url = _pick(match.group(1), match.group(2))
-            return _cloud_message_cause(url, match.group(3), _pick(match.group(4), match.group(5)),
-                                        _quoted_message(match.group(6)))
-    for entry in reversed(entries):
-        match = _TOKEN_REJECTED.match(entry["message"])
-        if match:
-            identity, client, status = match.group(1), _pick(match.group(2), match.group(3)), match.group(4)
-            answer = "%s-%s" % (status, _pick(match.group(5), match.group(6)))
-            if status == "TooManyRequests":
-                return _RATE_LIMITED % (identity, answer)
-            mismatch = _region_mismatch(identity, settings)
-            if mismatch:
-                return mismatch
-            return ("the identity server %s rejected %s (%s): the installation id or key is wrong, or the "
-                    "installation belongs to the other region (bitwarden.com is US, bitwarden.eu is EU)"
-                    % (identity, client, answer))
-    for entry in reversed(entries):
-        if entry["message"].startswith(_UNREACHABLE):
-            reason = next((line for line in entry["detail"] if line), entry["message"])
-            return ("the server cannot reach the Bitwarden cloud (%s): the api container needs outbound HTTPS to "
-                    "identity.bitwarden.com and api.bitwarden.com (.eu for EU); check DNS, firewall and proxy"
-                    % reason)
-    return None
+    return _decode(read_entries_since(directory, since), settings)

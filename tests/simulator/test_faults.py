@@ -122,10 +122,12 @@ def test_missing_license_fleet_option(api):
 
 @pytest.mark.instance("runtime")
 def test_invalid_fault_sets_are_refused(api):
-    for faults in ({"restart": "explode"}, {"http": [{"path_prefix": "/x"}]}, {"bogus": 1}, {"http": [{"status": 200}]}):
+    for faults in ({"restart": "explode"}, {"http": [{"path_prefix": "/x"}]}, {"bogus": 1}, {"http": [{"status": 200}]},
+                   {"cloud_account": "broke"}):
         response = api.fleet.client.session.post(f"{api.fleet.client.base}/_sim/instances/runtime/faults", json=faults, timeout=5)
         assert response.status_code == 400
-    assert api.refresh()["faults"] == {"restart": "ok", "http": [], "pause": [], "cloud_unreachable": False, "wrong_billing_sync_token": False,
+    assert api.refresh()["faults"] == {"restart": "ok", "http": [], "pause": [], "cloud_unreachable": False,
+                                       "wrong_billing_sync_token": False, "cloud_account": "ok",
                                        "pull_fails": False, "no_compose": False, "images_missing": False,
                                        "cli_registry_unreachable": False, "daemon_registry_unreachable": False,
                                        "docker_hub_unreachable": False, "compose_v1": False}

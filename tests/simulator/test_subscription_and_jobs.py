@@ -44,7 +44,9 @@ def api(fleet, api_for, request):
 
 
 def parse(text):
-    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    """A DateTime as System.Text.Json writes it; a license claim's comes back without a kind (its time is UTC)."""
+    value = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
 
 
 def license_path(api):
@@ -63,6 +65,7 @@ def test_subscription_from_license_file(api):
     with open(license_path(api), encoding="utf-8") as handle:
         lic = json.load(handle)
     assert body["object"] == "organizationSubscription"
+    assert lic["Token"].count(".") == 2  # the cloud's JWT: the server shows its claims (v2025.12.1+)
     assert parse(body["expiration"]) == parse(lic["Expires"])
     assert parse(body["expirationWithoutGracePeriod"]) == parse(lic["ExpirationWithoutGracePeriod"])
     assert parse(body["expiration"]) - parse(body["expirationWithoutGracePeriod"]) == datetime.timedelta(days=60)
@@ -86,10 +89,12 @@ def test_subscription_days_shape_the_license_and_sync_keeps_them(api):
 
 @pytest.mark.instance("old-file")
 def test_license_without_expiration_without_grace_period(api):
-    """The response model computes it: Expires - 60 days, or Expires for a trial (contract 10 says null: wrong)."""
+    """The response model computes it: Expires - 60 days, or Expires for a trial (contract 10 says null: wrong).
+    A license file from before the cloud added the Token (the file's fields are read only without one)."""
     with open(license_path(api), encoding="utf-8") as handle:
         lic = json.load(handle)
     del lic["ExpirationWithoutGracePeriod"]
+    del lic["Token"]
     with open(license_path(api), "w", encoding="utf-8") as handle:
         json.dump(lic, handle)
     body = subscription(api).json()

@@ -4,7 +4,9 @@ Self-hosted instances reach them by URL (contract 3.2): only the real cloud host
 unreachable. Nothing here opens a socket.
 """
 
+import base64
 import datetime
+import json
 import secrets
 import threading
 import urllib.parse
@@ -58,7 +60,23 @@ class Cloud:
 
     def add_organization(self, org_id, license_key, billing_sync_key, name, subscription_days=365):
         self.organizations[org_id] = {"license_key": license_key, "billing_sync_key": billing_sync_key, "name": name,
-                                      "subscription_days": subscription_days}
+                                      "subscription_days": subscription_days, "subscription": "active", "deleted": False}
+
+    def _organization(self, org_id):
+        org = self.organizations.get(str(org_id).lower())
+        return None if org is None or org.get("deleted") else org
+
+    @staticmethod
+    def _billing_sync_key_valid(org, key):
+        """ValidateBillingSyncKeyCommand: an unknown organization is "Invalid organization"; an organization that never
+        generated a key is a null reference (the 500 of ExceptionHandlerFilterAttribute)."""
+        if org is None:
+            return CloudResponse(400, {"message": "Invalid organization"})
+        if not (key or "").strip():
+            return False
+        if org["billing_sync_key"] is None:
+            return CloudResponse(500, {"message": "An unhandled server error has occurred."})
+        return key == org["billing_sync_key"]
 
     def token(self, form):
         """POST /connect/token with client_credentials for installation.<id>."""
@@ -79,25 +97,63 @@ class Cloud:
         installation_id = self._tokens.get(access_token)
         if installation_id is None:
             return CloudResponse(401)
-        org = self.organizations.get(str(cloud_org_id).lower())
+        org = self._organization(cloud_org_id)
         if org is None:
             return CloudResponse(404, {"message": "Resource not found."})
         if model.get("licenseKey") != org["license_key"]:
             return CloudResponse(400, {"message": "Invalid license key."})
-        if model.get("billingSyncKey") != org["billing_sync_key"]:
-            return CloudResponse(400, {"message": "Invalid Billing Sync Key"})
+        valid = self._billing_sync_key_valid(org, model.get("billingSyncKey"))
+        if valid is not True:
+            return valid or CloudResponse(400, {"message": "Invalid Billing Sync Key"})
+        # GetCloudOrganizationLicenseQuery.GetLicenseAsync
         if not self.installations.get(installation_id, {}).get("enabled"):
             return CloudResponse(400, {"message": "Invalid installation id"})
+        if org["subscription"] is None:
+            return CloudResponse(400, {"message": "No active subscription found."})
+        if org["subscription"] == "canceled":
+            return CloudResponse(400, {"message": PAYMENT_ISSUE})
         return CloudResponse(200, license_document(cloud_org_id, org, installation_id))
 
     def sponsorship_sync(self, access_token, model):
         """POST /organization/sponsorship/sync (OrganizationSponsorshipsController.Sync, contract 4.1)."""
         if self._tokens.get(access_token) is None:
             return CloudResponse(401)
-        org = self.organizations.get(str(model.get("sponsoringOrganizationCloudId")).lower())
-        if org is None or model.get("billingSyncKey") != org["billing_sync_key"]:
-            return CloudResponse(400, {"message": "Invalid Billing Sync Key"})
+        org = self._organization(model.get("sponsoringOrganizationCloudId"))
+        valid = self._billing_sync_key_valid(org, model.get("billingSyncKey"))
+        if valid is not True:
+            return valid or CloudResponse(400, {"message": "Invalid Billing Sync Key"})
         return CloudResponse(200, {"sponsorshipsBatch": model.get("sponsorshipsBatch") or []})
+
+
+# GetCloudOrganizationLicenseQuery for a canceled or incomplete subscription (server bbc1a315e2, April 2026).
+PAYMENT_ISSUE = ("Unable to generate license due to a payment issue. Please update your billing information or contact "
+                 "support for assistance.")
+
+
+def _b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def license_token(claims):
+    """The license's JWT (LicensingService.CreateOrganizationTokenAsync): claims as strings, DateTimes in the invariant
+    culture (OrganizationLicenseClaimsFactory); the signature is opaque to the simulator."""
+    header = _b64url(json.dumps({"alg": "RS256", "typ": "JWT"}).encode())
+    payload = _b64url(json.dumps(claims).encode())
+    return f"{header}.{payload}.{_b64url(secrets.token_bytes(64))}"
+
+
+def token_claims(token):
+    """The claims of a license token, or None when it is not one."""
+    try:
+        payload = token.split(".")[1]
+        return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (AttributeError, IndexError, ValueError):
+        return None
+
+
+def invariant_datetime(moment):
+    """DateTime.ToString(CultureInfo.InvariantCulture): MM/dd/yyyy HH:mm:ss."""
+    return moment.strftime("%m/%d/%Y %H:%M:%S")
 
 
 def license_document(cloud_org_id, org, installation_id):
@@ -145,7 +201,12 @@ def license_document(cloud_org_id, org, installation_id):
         "licenseType": 1,
         "hash": secrets.token_hex(32),
         "signature": secrets.token_urlsafe(64),
-        "token": None,
+        "token": license_token({
+            "LicenseType": "Organization", "Id": str(cloud_org_id), "Name": org["name"], "LicenseKey": org["license_key"],
+            "InstallationId": installation_id, "Enabled": "True", "PlanType": "20", "Seats": "50", "SelfHost": "True",
+            "Issued": invariant_datetime(now), "Expires": invariant_datetime(expires),
+            "Refresh": invariant_datetime(now + datetime.timedelta(days=30)), "Trial": "False",
+            "ExpirationWithoutGracePeriod": invariant_datetime(period_end)}),
     }
 
 

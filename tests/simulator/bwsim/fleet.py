@@ -39,6 +39,8 @@ RESTART_FAULTS = ("ok", "fail", "never_returns", "hangs")
 # (certbot/certbot) unreachable; compose_v1 = no compose plugin, but docker-compose v1 on PATH.
 HOST_FAULTS = ("pull_fails", "no_compose", "images_missing", "cli_registry_unreachable", "daemon_registry_unreachable",
                "docker_hub_unreachable", "compose_v1")
+# The cloud organization's account as LicensesController / ValidateBillingSyncKeyCommand see it (contract §11).
+CLOUD_ACCOUNTS = ("ok", "no_subscription", "unpaid", "no_billing_sync_key", "deleted")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
@@ -60,12 +62,16 @@ def normalize_faults(faults):
         faults = {}
     if not isinstance(faults, dict):
         raise FleetError("faults must be a mapping")
-    unknown = set(faults) - {"restart", "http", "pause", "cloud_unreachable", "wrong_billing_sync_token", *HOST_FAULTS}
+    unknown = set(faults) - {"restart", "http", "pause", "cloud_unreachable", "wrong_billing_sync_token", "cloud_account",
+                             *HOST_FAULTS}
     if unknown:
         raise FleetError(f"unknown fault(s): {', '.join(sorted(unknown))}")
     restart = faults.get("restart", "ok")
     if restart not in RESTART_FAULTS:
         raise FleetError(f"faults.restart must be one of {RESTART_FAULTS}, got {restart!r}")
+    cloud_account = faults.get("cloud_account", "ok")
+    if cloud_account not in CLOUD_ACCOUNTS:
+        raise FleetError(f"faults.cloud_account must be one of {CLOUD_ACCOUNTS}, got {cloud_account!r}")
     http = []
     for rule in faults.get("http") or []:
         if not isinstance(rule, dict) or "status" not in rule:
@@ -93,6 +99,7 @@ def normalize_faults(faults):
         "pause": pause.normalize(faults.get("pause"), FleetError),
         "cloud_unreachable": bool(faults.get("cloud_unreachable", False)),
         "wrong_billing_sync_token": bool(faults.get("wrong_billing_sync_token", False)),
+        "cloud_account": cloud_account,
         **{key: bool(faults.get(key, False)) for key in HOST_FAULTS},
     }
 

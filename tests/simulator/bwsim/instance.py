@@ -205,11 +205,16 @@ class Instance(ComposeProject):  # pylint: disable=too-many-instance-attributes,
             return self.inventory_token
 
     def _apply_cloud_faults(self):
-        """wrong_billing_sync_token: the cloud holds another token than the inventory's."""
+        """wrong_billing_sync_token: the cloud holds another token than the inventory's; cloud_account: the cloud
+        organization has no subscription, an unpaid one, never generated a billing sync token, or was deleted."""
         key = self.inventory_token
         if self.faults["wrong_billing_sync_token"]:
             key = "rotated-" + self.inventory_token[::-1]
-        self.cloud.organizations[self.cloud_organization_id]["billing_sync_key"] = key
+        account = self.faults["cloud_account"]
+        org = self.cloud.organizations[self.cloud_organization_id]
+        org["billing_sync_key"] = None if account == "no_billing_sync_key" else key
+        org["subscription"] = {"no_subscription": None, "unpaid": "canceled"}.get(account, "active")
+        org["deleted"] = account == "deleted"
 
     def _take_http_fault(self, request):
         with self.lock:

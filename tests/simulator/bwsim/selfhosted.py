@@ -9,6 +9,7 @@ import re
 import time
 import uuid
 
+from .cloud import token_claims
 from .httpserver import Response, json_response
 from .identity import dotnet_datetime, utc_now_json
 
@@ -96,6 +97,13 @@ def parse_dotnet_datetime(text):
 def normalized_datetime(text):
     """A DateTime read from JSON and written back by System.Text.Json (UTC stays 'Z')."""
     return None if text is None else parse_dotnet_datetime(text)
+
+
+def claim_datetime(value):
+    """A license claim's DateTime (MM/dd/yyyy HH:mm:ss, invariant culture) as System.Text.Json writes it back."""
+    if not value:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.strptime(value, "%m/%d/%Y %H:%M:%S"))
 
 
 def shift_days(text, days):
@@ -311,11 +319,19 @@ class SelfHostedApi:
             if inst.version >= (2025, 12, 1):
                 raise server_error()  # GetClaimsPrincipalFromLicense(null) dereferences the missing license
             return json_response(200, body)
-        # No Token in the simulator's licenses: the file's Expires / ExpirationWithoutGracePeriod (case-sensitive).
-        expires = license_doc.get("Expires")
-        without_grace = license_doc.get("ExpirationWithoutGracePeriod")
-        if without_grace is None and expires is not None:
-            without_grace = expires if license_doc.get("Trial") else shift_days(expires, -GRACE_PERIOD_DAYS)
+        claims = token_claims(license_doc.get("Token")) if inst.version >= (2025, 12, 1) else None
+        if claims is not None:
+            # Since v2025.12.1 a license with a Token (JWT, cloud PM-27731) is shown from its claims, never from the
+            # file's editable fields (GetClaimsPrincipalFromLicense; claims are invariant-culture DateTime strings,
+            # read back with an unspecified kind).
+            expires = claim_datetime(claims.get("Expires"))
+            without_grace = claim_datetime(claims.get("ExpirationWithoutGracePeriod"))
+        else:
+            # A license without a Token: the file's Expires / ExpirationWithoutGracePeriod (case-sensitive).
+            expires = license_doc.get("Expires")
+            without_grace = license_doc.get("ExpirationWithoutGracePeriod")
+            if without_grace is None and expires is not None:
+                without_grace = expires if license_doc.get("Trial") else shift_days(expires, -GRACE_PERIOD_DAYS)
         body["expiration"] = normalized_datetime(expires)
         body["expirationWithoutGracePeriod"] = normalized_datetime(without_grace)
         return json_response(200, body)

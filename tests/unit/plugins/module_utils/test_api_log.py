@@ -239,3 +239,19 @@ def test_compose_project_name(tmp_path):
     assert _api_log.compose_project(str(directory), str(compose)) == "vault"
     compose.write_text("name: 'prod'\nservices:\n  bitwarden:\n    name: not-this\n")
     assert _api_log.compose_project(str(directory), str(compose)) == "prod"
+
+
+def test_sponsorship_failure_names_the_clouds_reason(tmp_path):
+    """The job's exception says only "Organization sync failed"; the cloud's refusal just before it says why."""
+    now = datetime.datetime.now(UTC)
+    start = now - datetime.timedelta(minutes=2)
+    url = "https://api.bitwarden.com/organization/sponsorship/sync"
+    write_log(tmp_path, [(start, job("Starting", start)),
+                         (start, refused("Invalid organization", url=url)),
+                         (start, entry('Sponsorship sync for organization "Acme" Failed', request_id="", event_id="98dcfab6")
+                          + "\nBit.Core.Exceptions.BadRequestException: Organization sync failed"),
+                         (start, job("Finished", start))])
+    outcome = _api_log.sponsorship_job_outcome(str(tmp_path), now - datetime.timedelta(hours=1))
+    assert outcome["outcome"] == "failed"
+    assert outcome["message"].startswith("the cloud has no organization with the billing sync connection's cloud "
+                                         "organization id (Invalid organization, %s)" % url)
