@@ -411,7 +411,7 @@ def module_example_substitutions(fleet, name, tmp_path):
 RUNNABLE = ("modules/bitwarden_lock", "modules/bitwarden_drift", "modules/bitwarden_preflight", "modules/bitwarden_restart_check",
             "modules/bitwarden_cloud_comm", "modules/bitwarden_wait_for_server", "modules/bitwarden_sync_info",
             "modules/bitwarden_license_sync", "modules/bitwarden_billing_sync_token", "filter/fleet_report", "filter/prometheus_metrics",
-            "modules/print_text")
+            "modules/print_text", "filter/unknown_variables")
 
 
 def answer_root_prompt(task):

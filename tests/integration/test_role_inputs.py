@@ -50,3 +50,21 @@ def test_missing_credentials_name_the_role_variable_in_every_entry_point(sim_fle
     # rollout compares first (one read-only call: a converged host has proven its inputs), then checks them
     assert state["counters"]["token_requests"] == 0 and state["counters"]["writes"] == 0
     assert_no_secrets(run.output, [fleet.host_vars("bw-novault")[name] for name in CREDENTIALS[1:]])
+
+
+def test_misspelt_variable_is_named_with_the_closest_known_one(sim_fleet, tmp_path):
+    from helpers.ansible_run import override_host_vars
+
+    fleet = sim_fleet([{"name": "bw-eu-typo", "region": "EU"}, {"name": "bw-fine"}])
+    clean = run_playbook(PLAYBOOKS / "status.yml", fleet.inventory, extra_vars={"billing_sync_report_dir": str(tmp_path)})
+    assert "is not a variable of selfhost.bitwarden.billing_sync" not in clean.output, clean.output
+    typo = override_host_vars(tmp_path, {"bw-eu-typo": {"billing_sync_regoin": "EU", "billing_sync_tokne": "x"}})
+    for playbook in ("status.yml", "rollout.yml"):
+        run = run_playbook(PLAYBOOKS / playbook, [fleet.inventory, typo], check=True,
+                           extra_vars={"billing_sync_report_dir": str(tmp_path)})
+        text = " ".join(run.output.split())
+        # 0.3.0 ignored it without a word
+        assert ("billing_sync_regoin (bw-eu-typo) is not a variable of selfhost.bitwarden.billing_sync and has no "
+                "effect: did you mean billing_sync_region?") in text, text
+        assert "billing_sync_tokne (bw-eu-typo)" in text and "did you mean billing_sync_token?" in text
+        assert "bw-fine)" not in text
