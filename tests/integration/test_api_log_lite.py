@@ -11,7 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from helpers.ansible_run import assert_no_secrets, run_module
+from prometheus_client.parser import text_string_to_metric_families
+
+from helpers.ansible_run import assert_no_secrets, run_module, run_playbook
+
+STATUS = Path(__file__).resolve().parents[2] / "playbooks" / "status.yml"
 
 NS = "selfhost.bitwarden."
 API_ARGS = {
@@ -122,3 +126,20 @@ def test_unreadable_lite_log_is_unknown_not_pending(lite):
     assert organization["sponsorship_sync_state"] == "unknown"
     assert "volume inspect renamed_bitwarden` failed (Error response from daemon: get renamed_bitwarden: no such volume)" \
         in organization["sponsorship_sync_log"]
+
+
+def test_status_and_metrics_say_failed_on_lite(lite, tmp_path):
+    """The status playbook (the role passes deployment, compose_dir and docker_command) reads the volume's log: the
+    sponsorship state is failed, in the report and in the metrics."""
+    name = "lite-one"
+    lite.client.run_job(name)
+    run = run_playbook(STATUS, lite.inventory, extra_vars={
+        "billing_sync_report_dir": str(tmp_path), "billing_sync_metrics_path": str(tmp_path) + "/{{ inventory_hostname }}.prom"})
+    assert_no_secrets(run.output, secrets_of(lite.instance(name)))
+    assert run.rc == 0, run.output
+    samples = {}
+    for family in text_string_to_metric_families((tmp_path / ("%s.prom" % name)).read_text(encoding="utf-8")):
+        for sample in family.samples:
+            samples[(sample.name, sample.labels.get("state"))] = sample.value
+    assert samples[("selfhost_bitwarden_sponsorship_sync_state", "failed")] == 1
+    assert "failed" in (tmp_path / "billing-sync-report.json").read_text(encoding="utf-8")
