@@ -114,6 +114,14 @@ organization:
       description: Where the api log was read, or why it could not be (then RV(organization.sponsorship_sync_state) is V(unknown)).
       type: str
       version_added: 0.4.0
+    sponsorship_last_seen:
+      description:
+        - The newest sign that the sponsorship sync ran for the organization, V(null) when there is none - the later of
+          RV(organization.sponsorship_last_sync_date) and RV(organization.sponsorship_last_job_run).
+        - The job runs daily, and at most 47 hours apart across an api restart (the last run before it, then 0 to 23
+          hours after it), so a value older than 48 hours while billing sync is on means the job stopped.
+      type: str
+      version_added: 0.4.0
     license:
       description: Expiry of the organization's license, as the server's subscription route returns it.
       type: dict
@@ -225,6 +233,7 @@ def main():
     last_run = ([run for run in runs or [] if run["finished"]] or [None])[-1]
     finished = [run["finished"] for run in runs or [] if run["finished"]]
     last_sync = ci_get(status, "lastSyncDate")
+    seen = [moment for moment in [parse_timestamp(last_sync)] + finished[-1:] if moment is not None]
     module.exit_json(
         changed=False,
         server_version=version,
@@ -242,6 +251,7 @@ def main():
             sponsorship_last_job_run=finished[-1].isoformat() if finished else None,
             sponsorship_sync_message=last_run["message"] if last_run and last_run["failed"] else None,
             sponsorship_sync_log=log.problem or log.where,
+            sponsorship_last_seen=max(seen).isoformat() if seen else None,
             license=expiry,
         ),
     )
