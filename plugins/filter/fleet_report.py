@@ -22,7 +22,7 @@ options:
   _input:
     description:
       - List of status rows (dicts with host, deployment (V(standard) or V(lite)), version, region, cloud_communication, billing_sync, last_license_sync,
-        license_sync_stale, license_sync_age_hours, license_expiration, license_expiration_without_grace,
+        license_sync_stale, license_sync_age_hours, license_expiration_with_grace, license_expiration_without_grace,
         license_days_left, license_expiring, license_error, sponsorship_sync, sponsorship_last_sync, drift, error).
       - A row whose error is set shows only that error (for example C(could not be read) and the cause).
       - In Markdown, C(|) is escaped and line breaks become C(<br>); in text they become C( / ).
@@ -124,7 +124,7 @@ def _ago(hours):
 def _license_cell(row):
     if row.get("license_error"):
         return "error: %s" % row["license_error"]
-    date = row.get("license_expiration_without_grace") or row.get("license_expiration")
+    date = row.get("license_expiration_without_grace") or row.get("license_expiration_with_grace")
     if not date:
         return "unknown"
     days = row.get("license_days_left")

@@ -147,7 +147,9 @@ def test_unreadable_host_fails_the_run_also_under_limit(sim_fleet, tmp_path):
     assert "bw-badkey could not be read: " in run.output and "invalid_client" in run.output
     rows = rows_of(tmp_path)
     assert rows["bw-badkey"]["error"].startswith("could not be read: ") and rows["bw-badkey"]["drift"] == []
-    assert rows["bw-ok"]["error"] is None and rows["bw-ok"]["drift"][0] == "cloud communication off"
+    # the rollout's comparison: the env file still has cloud communication off
+    assert rows["bw-ok"]["error"] is None
+    assert rows["bw-ok"]["drift"][0].startswith("env file: globalSettings__enableCloudCommunication")
     # 2022.9 has connections but no /api/config: readable, version from /api/version
     assert rows["bw-2022"]["error"] is None and rows["bw-2022"]["version"] == "2022.9.0"
     assert metrics(tmp_path / "bw-badkey.prom")[("selfhost_bitwarden_read_error", "bw-badkey", None)] == 1
@@ -156,13 +158,19 @@ def test_unreadable_host_fails_the_run_also_under_limit(sim_fleet, tmp_path):
     gate = status(fleet, tmp_path, inventory, billing_sync_fail_on_drift=True)
     assert gate.rc != 0 and "could not be read" in gate.output and "drifted" not in gate.output
 
+    before = rows_of(tmp_path)
     limited = status(fleet, tmp_path, inventory, limit="bw-badkey")
     assert limited.rc != 0 and "bw-badkey could not be read: " in limited.output
-    assert sorted(rows_of(tmp_path)) == ["bw-badkey"]
+    # the fleet files keep the hosts this run did not read, as they were; the Markdown is this run's
+    after = rows_of(tmp_path)
+    assert sorted(after) == ["bw-2022", "bw-badkey", "bw-ok"]
+    assert after["bw-ok"] == before["bw-ok"] and after["bw-badkey"]["read_at"] >= before["bw-badkey"]["read_at"]
+    assert {key[1] for key in metrics(tmp_path / "billing-sync-fleet.prom")} == {"bw-2022", "bw-badkey", "bw-ok"}
+    assert "| bw-ok |" not in (tmp_path / "billing-sync-report.md").read_text()
 
     healthy = status(fleet, tmp_path, inventory, limit="bw-ok")
     assert healthy.rc == 0, healthy.output
-    assert sorted(rows_of(tmp_path)) == ["bw-ok"]
+    assert sorted(rows_of(tmp_path)) == ["bw-2022", "bw-badkey", "bw-ok"]
     drift_gate = status(fleet, tmp_path, inventory, limit="bw-ok", billing_sync_fail_on_drift=True)
     assert drift_gate.rc != 0 and "bw-ok drifted" in drift_gate.output
     assert_no_secrets(run.output + limited.output + gate.output, fleet_secrets(fleet) + ["not-the-secret"])

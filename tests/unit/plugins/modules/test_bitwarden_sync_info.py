@@ -69,7 +69,7 @@ def test_full_state_in_check_mode(fake_server, capsys, tmp_path):
         "id": ORG, "billing_sync_configured": True, "billing_sync_enabled": True, "cloud_organization_id": CLOUD_ORG,
         "last_license_sync": LAST, "sponsorship_last_sync_date": "2026-08-21T01:00:00Z", "sponsorship_sync_state": "synced",
         "sponsorship_last_job_run": None, "last_license_sync_age_hours": organization["last_license_sync_age_hours"],
-        "sponsorship_sync_message": None,
+        "sponsorship_sync_message": None, "sponsorship_last_seen": "2026-08-21T01:00:00+00:00",
         "sponsorship_sync_log": "%s/logs/api does not exist on this host: run the module on the Bitwarden host with "
                                 "bwdata_path set" % tmp_path}
     assert organization["last_license_sync_age_hours"] > 24 * 90  # LAST is 2026-08-20
@@ -141,6 +141,7 @@ def test_sponsorship_job_ran_without_sponsorships(fake_server, capsys, tmp_path)
     organization = sponsorship_result(fake_server, capsys, tmp_path)
     assert organization["sponsorship_sync_state"] == "no_sponsorships"
     assert organization["sponsorship_last_job_run"] is not None
+    assert organization["sponsorship_last_seen"] == organization["sponsorship_last_job_run"]
 
 
 def test_sponsorship_job_failure_wins_over_an_old_sync(fake_server, capsys, tmp_path):
