@@ -168,6 +168,7 @@ docs: collection
 	# paths as in the source tree.
 	cp -r docs/examples $(DOCS_SITE)/examples
 	rm -rf $(DOCS_DIR)/extensions && cp -r extensions $(DOCS_DIR)/extensions
+	cp -r docs/images $(DOCS_SITE)/images
 	cp docs/docsite/offline-refs.rst $(DOCS_SITE)/rst/
 	$(DOCS_ENV) sphinx-build -q -W --keep-going -b html -d $(DOCS_DIR)/doctrees -c $(DOCS_SITE) \
 	  $(DOCS_SITE)/rst $(DOCS_SITE)/html
