@@ -93,7 +93,8 @@ organization:
       type: str
     sponsorship_sync_state:
       description:
-        - V(synced) (a sponsorship sync happened), V(pending) (the job has not run since the api started; its first run
+        - V(synced) (a sponsorship sync happened: a C(lastSyncDate), or a run that ended without a failure and with
+          sponsorships to send), V(pending) (the job has not run since the api started; its first run
           comes 0 to 23 hours after each start, then daily), V(no_sponsorships) (the job ran, there was nothing to
           sync), V(failed) (its last run logged a failure for the organization), V(off) (cloud communication off, so
           the job is not scheduled), V(not_configured) (no enabled billing sync connection), V(unknown) (the api log
@@ -156,7 +157,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.selfhost.bitwarden.plugins.module_utils._api_log import (
     argument_spec as api_log_argument_spec,
     locate,
-    sponsorship_job_runs,
+    sponsorship_job_outcome,
 )
 from ansible_collections.selfhost.bitwarden.plugins.module_utils._bitwarden_api import (
     BitwardenApiError,
@@ -194,10 +195,11 @@ def license_expiry(client, organization_id, now):
                 days_left_with_grace=days_until(parse_timestamp(expiration), now), error=None)
 
 
-def sponsorship_state(last_sync, comm_enabled, connection, runs):
-    """What the sponsorship sync is doing; ``runs`` are the job runs of the last day from the api log (None: unreadable)."""
-    finished = [run for run in runs or [] if run["finished"]]
-    if comm_enabled and connection and connection["enabled"] and finished and finished[-1]["failed"]:
+def sponsorship_state(last_sync, comm_enabled, connection, last_run):
+    """What the sponsorship sync is doing, from the sync-status route's lastSyncDate and the job's last run in the api
+    log (``sponsorship_job_outcome`` of the last day; None when the log cannot be read)."""
+    outcome = last_run["outcome"] if last_run else None
+    if comm_enabled and connection and connection["enabled"] and outcome == "failed":
         return "failed"
     if last_sync:
         return "synced"
@@ -205,9 +207,10 @@ def sponsorship_state(last_sync, comm_enabled, connection, runs):
         return "off"
     if not (connection and connection["enabled"]):
         return "not_configured"
-    if runs is None:
+    if last_run is None:
         return "unknown"
-    return "no_sponsorships" if finished else "pending"
+    # ok without a lastSyncDate: the cloud leaves it empty for sponsorships whose plan does not match the tier
+    return {"no_sponsorships": "no_sponsorships", "ok": "synced"}.get(outcome, "pending")
 
 
 def main():
@@ -229,11 +232,10 @@ def main():
         client.fail(exc)
 
     log = locate(module)
-    runs = None if log.problem else sponsorship_job_runs(log.directory, now - JOB_INTERVAL)
-    last_run = ([run for run in runs or [] if run["finished"]] or [None])[-1]
-    finished = [run["finished"] for run in runs or [] if run["finished"]]
+    last_run = None if log.problem else sponsorship_job_outcome(log.directory, now - JOB_INTERVAL)
+    finished = last_run["finished"] if last_run else None
     last_sync = ci_get(status, "lastSyncDate")
-    seen = [moment for moment in [parse_timestamp(last_sync)] + finished[-1:] if moment is not None]
+    seen = [moment for moment in (parse_timestamp(last_sync), finished) if moment is not None]
     module.exit_json(
         changed=False,
         server_version=version,
@@ -247,9 +249,9 @@ def main():
             last_license_sync=connection["last_license_sync"] if connection else None,
             last_license_sync_age_hours=hours_since(parse_timestamp(connection["last_license_sync"] if connection else None), now),
             sponsorship_last_sync_date=last_sync,
-            sponsorship_sync_state=sponsorship_state(last_sync, comm_enabled, connection, runs),
-            sponsorship_last_job_run=finished[-1].isoformat() if finished else None,
-            sponsorship_sync_message=last_run["message"] if last_run and last_run["failed"] else None,
+            sponsorship_sync_state=sponsorship_state(last_sync, comm_enabled, connection, last_run),
+            sponsorship_last_job_run=finished.isoformat() if finished else None,
+            sponsorship_sync_message=last_run["message"] if last_run and last_run["outcome"] == "failed" else None,
             sponsorship_sync_log=log.problem or log.where,
             sponsorship_last_seen=max(seen).isoformat() if seen else None,
             license=expiry,

@@ -70,8 +70,8 @@ def render_png(prom, path, start, end, dashboard=None):
     dashboard = dashboard or load()
     now = end
     figure = plt.figure(figsize=(15, 8.5), dpi=80)
-    figure.suptitle("%s  -  %s UTC" % (dashboard["title"], datetime.datetime.fromtimestamp(end, datetime.timezone.utc)
-                                        .strftime("%Y-%m-%d %H:%M")), fontsize=15, x=0.01, ha="left")
+    moment = datetime.datetime.fromtimestamp(end, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    figure.suptitle("%s  -  %s UTC" % (dashboard["title"], moment), fontsize=15, x=0.01, ha="left")
     grid = figure.add_gridspec(3, 4, height_ratios=[0.9, 1.2, 2.4], hspace=0.4, wspace=0.3)
     for index, panel in enumerate(panel for panel in dashboard["panels"] if panel["type"] == "stat"):
         axes = figure.add_subplot(grid[0, index])

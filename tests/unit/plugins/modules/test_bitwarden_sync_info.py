@@ -137,11 +137,21 @@ def test_sponsorship_pending_until_the_first_run_after_a_start(fake_server, caps
 
 
 def test_sponsorship_job_ran_without_sponsorships(fake_server, capsys, tmp_path):
-    write_job_log(tmp_path, [(30, JOB_LINE % "Starting"), (29, JOB_LINE % "Finished")])
+    write_job_log(tmp_path, [(30, JOB_LINE % "Starting"),
+                             (30, "0HN8ABCDEF1GH:00000001 [INF] No existing sponsorships to sync for organization %s "
+                                  "(5a1b2c3d)" % ORG),
+                             (29, JOB_LINE % "Finished")])
     organization = sponsorship_result(fake_server, capsys, tmp_path)
     assert organization["sponsorship_sync_state"] == "no_sponsorships"
     assert organization["sponsorship_last_job_run"] is not None
     assert organization["sponsorship_last_seen"] == organization["sponsorship_last_job_run"]
+
+
+def test_sponsorship_job_that_ran_fine_is_synced_even_without_a_date(fake_server, capsys, tmp_path):
+    """The cloud leaves lastSyncDate empty for sponsorships whose plan does not match the tier (contract 11)."""
+    write_job_log(tmp_path, [(30, JOB_LINE % "Starting"), (29, JOB_LINE % "Finished")])
+    organization = sponsorship_result(fake_server, capsys, tmp_path)
+    assert organization["sponsorship_sync_state"] == "synced" and organization["sponsorship_last_seen"]
 
 
 def test_sponsorship_job_failure_wins_over_an_old_sync(fake_server, capsys, tmp_path):
