@@ -8,7 +8,7 @@ from ansible_collections.selfhost.bitwarden.plugins.filter.fleet_report import f
 ROWS = [
     {"host": "bw-2", "version": "2026.8.0", "region": "EU", "cloud_communication": True, "billing_sync": "enabled",
      "last_license_sync": "2026-11-22T10:00:00.0000000+00:00", "license_sync_stale": True, "license_sync_age_hours": 170,
-     "license_expiration": "2027-01-18T10:00:00Z", "license_expiration_without_grace": "2026-11-19T10:00:00Z",
+     "license_expiration_with_grace": "2027-01-18T10:00:00Z", "license_expiration_without_grace": "2026-11-19T10:00:00Z",
      "license_days_left": 20, "license_expiring": True, "sponsorship_sync": "pending", "drift": [], "error": None},
     {"host": "bw-1", "deployment": "lite", "version": "2026.8.0", "region": "US", "cloud_communication": False, "billing_sync": "not configured",
      "last_license_sync": None, "license_error": "no license", "sponsorship_sync": "synced",
