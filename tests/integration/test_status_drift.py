@@ -30,9 +30,11 @@ def metric(path, name, host):
     return values[0]
 
 
-def table_line(run, host):
-    table = run.results("Print the report")[0]["result"]["msg"]
-    return next(line for line in table if line.startswith(host + " "))
+def table_lines(run, host):
+    """The host's line of the printed table and the drift line below it."""
+    lines = run.stdout.splitlines()
+    index = next(i for i, line in enumerate(lines) if line.startswith(host + " "))
+    return "\n".join(lines[index:index + 2])
 
 
 def rollout_check_drift(inventory, host, **extra):
@@ -63,7 +65,7 @@ def test_token_and_env_file_drift_are_what_rollout_check_sees(sim_fleet, tmp_pat
     run = status(fleet.inventory, report, limit="fresh-eu", billing_sync_token=OTHER_TOKEN).assert_ok()
     drift = rows_of(report)["fresh-eu"]["drift"]
     assert drift == ["billing sync token differs"]
-    assert "billing sync token differs" in table_line(run, "fresh-eu")
+    assert "billing sync token differs" in table_lines(run, "fresh-eu")
     assert "| billing sync token differs |" in (report / "billing-sync-report.md").read_text()
     assert metric(report / "billing-sync-fleet.prom", "selfhost_bitwarden_drift", "fresh-eu") == 1
     assert metric(report / "fresh-eu.prom", "selfhost_bitwarden_drift", "fresh-eu") == 1
@@ -75,7 +77,7 @@ def test_token_and_env_file_drift_are_what_rollout_check_sees(sim_fleet, tmp_pat
     run_env = status(fleet.inventory, report, limit="vault-eu").assert_ok()
     drift = rows_of(report)["vault-eu"]["drift"]
     assert drift and drift[0] == "env file: globalSettings__enableCloudCommunication", drift
-    assert "env file: globalSettings__enableCloudCommunication" in table_line(run_env, "vault-eu")
+    assert "env file: globalSettings__enableCloudCommunication" in table_lines(run_env, "vault-eu")
     assert metric(report / "billing-sync-fleet.prom", "selfhost_bitwarden_drift", "vault-eu") == len(drift)
     assert rollout_check_drift(fleet.inventory, "vault-eu")[0] == drift
     # the token drift of the earlier limited run is still in the fleet file
