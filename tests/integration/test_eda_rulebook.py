@@ -7,6 +7,7 @@ What the rulebook does at run time: test_eda_e2e.py.
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from helpers.ansible_run import ansible_env
 REPO = Path(__file__).resolve().parents[2]
 RULEBOOK = REPO / "extensions" / "eda" / "rulebooks" / "self_heal.yml"
 CONTROLLER = REPO / "docs" / "examples" / "eda" / "self_heal_controller.yml"
+RULES = REPO / "docs" / "examples" / "prometheus" / "selfhost_bitwarden.rules.yml"
 PLAYBOOKS = {"selfhost.bitwarden.license_sync": "Bitwarden license sync", "selfhost.bitwarden.rollout": "Bitwarden rollout"}
 
 
@@ -62,6 +64,15 @@ def test_every_remediation_is_limited_throttled_and_does_not_wait_for_the_lock()
             assert rule["action"]["run_playbook"]["extra_vars"] == {"billing_sync_lock_timeout": 0}
     source = load(RULEBOOK)[0]["sources"][0]
     assert source["eda.builtin.webhook"]["token"] == "{{ selfhost_bitwarden_eda_token }}"
+
+
+def test_rulebook_answers_alerts_the_shipped_rules_raise():
+    """Every alert name the rulebook waits for is one the shipped rules send."""
+    waited_for = set(re.findall(r'"(Bitwarden\w+)"', RULEBOOK.read_text(encoding="utf-8")))
+    assert waited_for == {"BitwardenLicenseExpiresSoon", "BitwardenLicenseGraceEndsSoon", "BitwardenLicenseSyncOverdue",
+                          "BitwardenBillingSyncDrift", "BitwardenHostUnreadable"}
+    rules = [rule for group in load(RULES)["groups"] for rule in group["rules"] if "alert" in rule]
+    assert waited_for <= {rule["alert"] for rule in rules}, waited_for - {rule["alert"] for rule in rules}
 
 
 def test_controller_variant_says_what_the_shipped_rulebook_says():
