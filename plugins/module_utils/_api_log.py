@@ -429,14 +429,21 @@ def _unreachable(entry):
     if not entry["message"].startswith(_UNREACHABLE):
         return None
     reason = next((line for line in entry["detail"] if line), entry["message"])
+    if "HttpClient.Timeout" in reason or reason.startswith("System.Threading.Tasks.TaskCanceledException"):
+        # dropped packets: no error, only the HttpClient's own timeout (100 s by default)
+        reason = "timed out: %s" % reason.split(": ", 1)[-1]
     return ("the server cannot reach the Bitwarden cloud (%s): the api container needs outbound HTTPS to "
             "identity.bitwarden.com and api.bitwarden.com (.eu for EU); check DNS, firewall and proxy" % reason)
 
 
 def _decode(entries, settings=None):
     """The newest cause among ``entries``: a cloud refusal first, then a refused token, then an unreachable cloud."""
-    for decoder in (_cloud_refusal, lambda entry: _token_refusal(entry, settings), _unreachable):
-        for entry in reversed(entries):
+    # an unreachable cloud: the entry with the exception (its first line is the cause) before the "Empty token
+    # response" without one that follows it (sorted is stable: time order within each)
+    with_detail_last = sorted(entries, key=lambda entry: bool(entry["detail"]))
+    for decoder, ordered in ((_cloud_refusal, entries), (lambda entry: _token_refusal(entry, settings), entries),
+                             (_unreachable, with_detail_last)):
+        for entry in reversed(ordered):
             cause = decoder(entry)
             if cause:
                 return cause

@@ -472,15 +472,18 @@ class BitwardenClient:
         self.requests += 1
         return self._http.exchange(method, url, data=data, headers=headers, timeout=timeout)
 
-    def send(self, method, path, body=None, form=None, auth=True, idempotent=None, expect=(200,), deadline=None):
+    def send(self, method, path, body=None, form=None, auth=True, idempotent=None, expect=(200,), deadline=None,
+             timeout=None):
         """Send one API request with retries; return a Response or raise BitwardenApiError.
 
         ``idempotent`` defaults to the HTTP method's nature; pass True for a POST that is safe to repeat.
         ``deadline`` overrides ``retry_deadline`` (0: a single attempt). Each attempt gets ``timeout`` seconds for
         connect, headers and body; a retry gets at most what is left of the larger of ``deadline`` and ``timeout``.
+        ``timeout`` overrides the module's for this call (a request the server itself may take long to answer).
         """
         if deadline is None:
             deadline = self.retry_deadline
+        timeout = self.timeout if timeout is None else timeout
         if idempotent is None:
             idempotent = method in IDEMPOTENT_METHODS
         url = self.server_url + path
@@ -501,14 +504,14 @@ class BitwardenClient:
                                         "access_token?): it was not sent; remove the character" % (name, method, path))
 
         started = time.monotonic()
-        budget_end = started + max(deadline, self.timeout)
+        budget_end = started + max(deadline, timeout)
         attempt = 0
         while True:
             attempt += 1
             status, raw, resp_headers, kind, text, proxy = None, b"", None, None, None, None
             try:
                 status, raw, resp_headers = self._open_once(method, url, data, headers,
-                                                            max(0.1, min(self.timeout, budget_end - time.monotonic())))
+                                                            max(0.1, min(timeout, budget_end - time.monotonic())))
             except BodyTooLarge as exc:
                 raise BitwardenApiError(
                     "%s %s: %s sent %s, where the Bitwarden API answers a few kB: server_url or a proxy in front of the "
@@ -547,13 +550,13 @@ class BitwardenClient:
                     "%s %s: the proxy %s (from the https_proxy/http_proxy environment) %s after %d attempt(s) in %.0f s "
                     "(%s): the server was not reached. Check the proxy, or add the server's host to no_proxy"
                     % (method, path, proxy, {"refused": "refused the connection", "reset": "dropped the connection",
-                                             "timeout": "did not answer within %g s" % round(self.timeout, 1)}.get(kind, "failed"),
+                                             "timeout": "did not answer within %g s" % round(timeout, 1)}.get(kind, "failed"),
                        attempt, time.monotonic() - started, self.scrub(text)), ambiguous=kind in ("reset", "timeout"))
             if kind is not None:
                 raise BitwardenApiError(
                     "%s %s: %s after %d attempt(s) in %.0f s (%s): check that the server is running and server_url "
                     "(%s) reaches it" % (method, path, {"refused": "connection refused", "reset": "connection reset",
-                                                        "timeout": "no answer within %g s" % round(self.timeout, 1)}.get(kind, "request failed"),
+                                                        "timeout": "no answer within %g s" % round(timeout, 1)}.get(kind, "request failed"),
                                          attempt, time.monotonic() - started, self.scrub(text), self.server_url),
                     ambiguous=kind in ("reset", "timeout"))
             if _is_html(resp_headers, raw) and status not in RETRY_ALWAYS and status not in RETRY_IF_IDEMPOTENT:

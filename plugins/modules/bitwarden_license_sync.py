@@ -20,6 +20,10 @@ description:
     When the module runs on the Bitwarden host, it reads the lines written during its request from
     C(<bwdata_path>/logs/api/Api/) (Bitwarden Lite - C(/etc/bitwarden/logs/) in its C(bitwarden) volume) and reports the real cause (wrong billing sync token, installation rejected
     by the identity server of the region, cloud unreachable, and so on) with the fix.
+  - The sync request waits at least 130 s (the larger of O(timeout) and 130) - longer than the server's own wait for
+    the cloud (100 s) and than nginx in front of it (90 s) - and is sent once. It is retried only when it cannot have
+    reached the server (connection refused, 429, 502, 503), never after a timeout, a broken connection or a 504, since
+    the first may still run on the server.
   - Needs Bitwarden server 2023.2.0 or newer, cloud communication enabled and a billing sync token applied
     (M(selfhost.bitwarden.bitwarden_billing_sync_token)).
 author:
@@ -95,6 +99,7 @@ organization_id:
 
 import datetime
 import re
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.selfhost.bitwarden.plugins.module_utils._api_log import (
@@ -113,6 +118,15 @@ from ansible_collections.selfhost.bitwarden.plugins.module_utils._bitwarden_api 
 )
 
 GENERIC_SYNC_ERROR = "An error has occurred. Check your internet connection"
+# The server's own cloud calls wait up to HttpClient's default 100 s (dropped packets), and nginx in front of the api
+# gives up after proxy_read_timeout 90 s with a 504 while the api goes on (contract 11; util/Nginx/proxy.conf). The sync
+# POST waits longer than both, so the answer is the server's, and is never sent twice: after a timeout, a reset or a
+# 504 the first one may still run on the server, and a second would only pile up behind it.
+SYNC_TIMEOUT = 130
+# After nginx's 504 the api logs its timeout ~10 s later (100 s - 90 s): how long to watch the log for it.
+LOG_WAIT = 30
+NOT_REPEATED = ("the license sync was sent once and not repeated: the server may still be running it, and a second "
+                "request would pile up behind the first")
 APPLY_TOKEN_FIRST = ("organization %s has no billing sync connection: apply the billing sync token first "
                      "(selfhost.bitwarden.bitwarden_billing_sync_token)")
 UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
@@ -129,7 +143,27 @@ def parse_duration(value):
     return sum(int(number) * UNITS[unit] for number, unit in parts)
 
 
+def cause_in_log(log, since, wait):
+    """The api log's cause of the failed sync, watched for up to ``wait`` seconds (it may come after the answer)."""
+    deadline = time.monotonic() + wait
+    while True:
+        cause = explain_license_sync_failure(log.directory, since, read_env_settings(log.env_file))
+        if cause or time.monotonic() >= deadline:
+            return cause
+        time.sleep(1)
+
+
 def sync_failure_message(client, exc, organization_id, since):
+    if exc.status == 504 or (exc.status is None and exc.ambiguous):
+        what = ("nginx answered 504 Gateway Time-out" if exc.status == 504 else
+                "no answer within %d s" % SYNC_TIMEOUT if "within" in exc.msg else "the connection broke")
+        log = locate(client.module)
+        cause = cause_in_log(log, since, LOG_WAIT) if log.problem is None else None
+        if cause:
+            return "license sync failed: %s [api log: %s; %s (%s)]" % (cause, log.where, NOT_REPEATED, what)
+        return ("license sync: %s; %s. The server's call to the cloud outlasted nginx's 90 s: its egress to the cloud "
+                "is probably dropped (the server waits 100 s). The api log (%s) %s" % (
+                    what, NOT_REPEATED, log.where, log.problem or "shows no outcome yet: look at it in a minute"))
     if exc.status == 400 and exc.server_message and exc.server_message.startswith(GENERIC_SYNC_ERROR):
         log = locate(client.module)
         if log.problem is None:
@@ -188,8 +222,10 @@ def main():
 
     since = datetime.datetime.now(datetime.timezone.utc)
     try:
-        # Repeating a sync is harmless, so the POST may be retried like a GET.
-        client.send("POST", "/api/organizations/licenses/self-hosted/%s/sync" % organization_id, idempotent=True)
+        # Retried only when it cannot have reached the api (refused, 429, 502, 503), never after a timeout, a reset
+        # or a 504 (SYNC_TIMEOUT says why).
+        client.send("POST", "/api/organizations/licenses/self-hosted/%s/sync" % organization_id, idempotent=False,
+                    timeout=max(client.timeout, SYNC_TIMEOUT))
     except BitwardenApiError as exc:
         client.fail(sync_failure_message(client, exc, organization_id, since), previous_license_sync=previous)
     try:

@@ -157,3 +157,31 @@ def test_a_server_that_is_down_is_checked_from_the_host_and_says_so(sim_fleet):
     assert 'service "api" is not running' in event["result"]["container_probe"]
     assert "The cloud was checked from this host only: docker compose exec api in" in " ".join(run.output.split())
     assert [check["name"] for check in event["result"]["checks"]] == ["identity", "api", "license_file"]
+
+
+SYNC_ARGS = {"server_url": "{{ billing_sync_server_url }}", "bwdata_path": "{{ billing_sync_install_dir }}/bwdata",
+             "client_id": "{{ billing_sync_client_id }}", "client_secret": "{{ billing_sync_client_secret }}",
+             "organization_id": "{{ billing_sync_organization_id }}", "force": True}
+SYNC_ROUTE = "POST /api/organizations/licenses/self-hosted/{id}/sync"
+
+
+def test_dropped_egress_is_one_sync_decoded_as_timed_out(sim_fleet):
+    """Issue 21.5, in real time (no time-scale knob: the one test that pays it): a firewall drops the server's packets
+    to the cloud. The api's HttpClient waits its 100 s, nginx gives up at 90 s with a 504, the api logs the
+    TaskCanceledException. The client waited longer than both, sent the POST once, and reads the cause from the log."""
+    fleet = sim_fleet([{"name": "bw-drop", "preconfigured": True, "faults": {"cloud_drop": True}}], **FAST)
+    before_env = env_file(fleet, "bw-drop").read_bytes()
+    synced_before = fleet.instance("bw-drop")["connection"]["config"]["LastLicenseSync"]
+    fleet.client.reset_counters("bw-drop")
+    run = run_module("selfhost.bitwarden.bitwarden_license_sync", SYNC_ARGS, fleet.inventory, hosts="bw-drop")
+    (event,) = run.results("module", "bw-drop")
+    assert event["status"] == "failed", run.output
+    message = event["result"]["msg"]
+    assert message.startswith("license sync failed: the server cannot reach the Bitwarden cloud (timed out: The request "
+                              "was canceled due to the configured HttpClient.Timeout of 100 seconds elapsing.)"), message
+    assert "the license sync was sent once and not repeated" in message and "nginx answered 504 Gateway Time-out" in message
+    state = fleet.instance("bw-drop")
+    assert state["counters"]["by_route"].get(SYNC_ROUTE) == 1, state["counters"]  # no second POST
+    assert state["connection"]["config"]["LastLicenseSync"] == synced_before
+    assert env_file(fleet, "bw-drop").read_bytes() == before_env
+    assert (state["state"], state["restarts"]) == ("up", 0)

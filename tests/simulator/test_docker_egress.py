@@ -15,7 +15,7 @@ import subprocess
 import pytest
 
 ANSWER = "y\n" if os.geteuid() == 0 else ""
-NAMES = ("cli", "daemon", "hub", "le", "v1", "v1-pull", "none")
+NAMES = ("cli", "daemon", "hub", "le", "v1", "v1-pull", "none", "exec")
 
 
 @pytest.fixture(scope="module")
@@ -113,3 +113,21 @@ def test_no_compose_at_all_stops_before_down(fleet):
     result = restart(fleet, "none")
     assert result.returncode == 1 and "Neither 'docker compose' nor 'docker-compose'" in result.stderr
     assert fleet.instance("none")["state"] == "up"
+
+
+def test_exec_wget_in_the_api_container_takes_the_containers_egress(fleet):
+    """The preflight's probe from inside the api container: BusyBox wget (no curl in the Alpine images)."""
+    url = "https://identity.bitwarden.com/alive"
+    assert docker(fleet, "exec", "compose", "exec", "-T", "api", "wget", "-q", "-T", "1", "-O", "/dev/null", url).returncode == 0
+    curl = docker(fleet, "exec", "compose", "exec", "-T", "api", "curl", url)
+    assert curl.returncode == 126 and 'exec: "curl": executable file not found' in curl.stderr
+    fleet.client.set_faults("exec", {"cloud_unreachable": True})
+    dns = docker(fleet, "exec", "compose", "exec", "-T", "api", "wget", "-q", "-T", "1", "-O", "/dev/null", url)
+    assert (dns.returncode, dns.stderr) == (1, "wget: bad address 'identity.bitwarden.com'\n")
+    fleet.client.set_faults("exec", {"cloud_drop": True})
+    dropped = docker(fleet, "exec", "compose", "exec", "-T", "api", "wget", "-q", "-T", "1", "-O", "/dev/null", url)
+    assert (dropped.returncode, dropped.stderr) == (1, "wget: download timed out\n")
+    fleet.client.set_faults("exec", {})
+    assert fleet.client.bitwarden_sh("exec", "stop")["exit_code"] == 0
+    down = docker(fleet, "exec", "compose", "exec", "-T", "api", "wget", url)
+    assert (down.returncode, down.stderr) == (1, 'service "api" is not running\n')

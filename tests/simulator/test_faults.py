@@ -126,7 +126,7 @@ def test_invalid_fault_sets_are_refused(api):
                    {"cloud_account": "broke"}):
         response = api.fleet.client.session.post(f"{api.fleet.client.base}/_sim/instances/runtime/faults", json=faults, timeout=5)
         assert response.status_code == 400
-    assert api.refresh()["faults"] == {"restart": "ok", "http": [], "pause": [], "cloud_unreachable": False,
+    assert api.refresh()["faults"] == {"restart": "ok", "http": [], "pause": [], "cloud_unreachable": False, "cloud_drop": False,
                                        "wrong_billing_sync_token": False, "cloud_account": "ok",
                                        "pull_fails": False, "no_compose": False, "images_missing": False,
                                        "cli_registry_unreachable": False, "daemon_registry_unreachable": False,

@@ -62,8 +62,8 @@ def normalize_faults(faults):
         faults = {}
     if not isinstance(faults, dict):
         raise FleetError("faults must be a mapping")
-    unknown = set(faults) - {"restart", "http", "pause", "cloud_unreachable", "wrong_billing_sync_token", "cloud_account",
-                             *HOST_FAULTS}
+    unknown = set(faults) - {"restart", "http", "pause", "cloud_unreachable", "cloud_drop", "wrong_billing_sync_token",
+                             "cloud_account", *HOST_FAULTS}
     if unknown:
         raise FleetError(f"unknown fault(s): {', '.join(sorted(unknown))}")
     restart = faults.get("restart", "ok")
@@ -98,6 +98,7 @@ def normalize_faults(faults):
         "http": http,
         "pause": pause.normalize(faults.get("pause"), FleetError),
         "cloud_unreachable": bool(faults.get("cloud_unreachable", False)),
+        "cloud_drop": bool(faults.get("cloud_drop", False)),
         "wrong_billing_sync_token": bool(faults.get("wrong_billing_sync_token", False)),
         "cloud_account": cloud_account,
         **{key: bool(faults.get(key, False)) for key in HOST_FAULTS},

@@ -25,6 +25,22 @@ WRITE_METHODS = ("POST", "PUT", "DELETE")
 SPONSORSHIP_JOB = "SelfHostedSponsorshipSyncJob"
 DAY = 24 * 3600
 UNREACHABLE_TRACE = " ---> System.Net.Sockets.SocketException (0xFFFDFFFE): Name or service not known"
+# `cloud_drop`: a firewall drops the packets. The server's HttpClient keeps .NET's default Timeout of 100 s
+# (services.AddHttpClient(), contract 11); nginx in front of the api gives up after its proxy_read_timeout of 90 s
+# (util/Nginx/proxy.conf, self-host bitwarden-lite/nginx/proxy.conf) and answers 504, while the api goes on until its
+# own timeout and logs it. Real durations: this fault has no time-scale knob (one test pays the 100 s).
+HTTPCLIENT_TIMEOUT = 100
+NGINX_PROXY_READ_TIMEOUT = 90
+HTTPCLIENT_TIMEOUT_TRACE = (
+    "System.Threading.Tasks.TaskCanceledException: The request was canceled due to the configured HttpClient.Timeout "
+    "of 100 seconds elapsing.\n ---> System.TimeoutException: A task was canceled.\n ---> "
+    "System.Threading.Tasks.TaskCanceledException: A task was canceled.\n"
+    "   at System.Net.Http.HttpConnectionPool.ConnectToTcpHostAsync(String host, Int32 port, HttpRequestMessage initialRequest, "
+    "Boolean async, CancellationToken cancellationToken)\n   --- End of inner exception stack trace ---\n"
+    "   --- End of inner exception stack trace ---\n"
+    "   at System.Net.Http.HttpClient.HandleFailure(Exception e, Boolean telemetryStarted, HttpResponseMessage response, "
+    "CancellationTokenSource cts, CancellationToken cancellationToken, CancellationTokenSource pendingRequestsCts)\n"
+    "   at Bit.Core.Services.BaseIdentityClientService.HandleTokenStateAsync()")
 SPONSORSHIP_TRACE = ("   at Bit.Core.OrganizationFeatures.OrganizationSponsorships.FamiliesForEnterprise.SelfHosted."
                      "SelfHostedSyncSponsorshipsCommand.SyncOrganization(Guid organizationId, Guid cloudOrganizationId, "
                      "OrganizationConnection billingSyncConnection)\n"
@@ -319,6 +335,10 @@ class Instance(ComposeProject):  # pylint: disable=too-many-instance-attributes,
             return super().exec_in(service, command)
         url = next((a for a in reversed(command[1:]) if not a.startswith("-") and "://" in a), "")
         host = urllib.parse.urlsplit(url).hostname or ""
+        if self.faults["cloud_drop"]:  # BusyBox wget gives up after -T seconds without data
+            seconds = float(command[command.index("-T") + 1]) if "-T" in command[:-1] else 900.0
+            self.sim.stopping.wait(seconds)
+            return "", "wget: download timed out\n", 1
         try:
             self._resolve(url)
         except Unreachable:
@@ -606,6 +626,12 @@ class Instance(ComposeProject):  # pylint: disable=too-many-instance-attributes,
         log = self.api_log
         self.counters.bump("cloud_calls")
         response = None
+        if self.faults["cloud_drop"]:
+            self.sim.stopping.wait(HTTPCLIENT_TIMEOUT)  # SYN after SYN unanswered until HttpClient.Timeout
+            log.error(apilog.AUTH_FAILED, (), request_id, HTTPCLIENT_TIMEOUT_TRACE)
+            log.error(apilog.TOKEN_EMPTY, (apilog.Bare(identity_base), client_id), request_id)
+            log.no_token(method, target_url, request_id)
+            return None
         try:
             cloud, service = self._resolve(token_url)
             if service == "identity" and urllib.parse.urlsplit(token_url).path == "/connect/token":
@@ -662,13 +688,28 @@ class Instance(ComposeProject):  # pylint: disable=too-many-instance-attributes,
                 return nginx_page(502, "Bad Gateway")
             if route is None:
                 return Response(405 if params == "405" else 404)
-            try:
-                return route.handler(request, params)
-            except ApiError as exc:
-                return exc.response
+            if self.faults["cloud_drop"]:
+                return self._behind_nginx_timeout(route, request, params)
+            return self._handle_app(route, request, params)
         if lowered in ("/", "/index.html"):
             return text_response(200, "<!doctype html><html><head><title>Bitwarden Web vault</title></head><body></body></html>", "text/html")
         return nginx_page(404, "Not Found")
+
+    @staticmethod
+    def _handle_app(route, request, params):
+        try:
+            return route.handler(request, params)
+        except ApiError as exc:
+            return exc.response
+
+    def _behind_nginx_timeout(self, route, request, params):
+        """nginx answers 504 when the app has not answered within proxy_read_timeout, and the app runs on. Only a
+        dropped egress makes a request that long, so only then does the request get a thread of its own."""
+        answer = []
+        worker = threading.Thread(target=lambda: answer.append(self._handle_app(route, request, params)), daemon=True)
+        worker.start()
+        worker.join(NGINX_PROXY_READ_TIMEOUT)
+        return answer[0] if answer else nginx_page(504, "Gateway Time-out")
 
     # -- control views -------------------------------------------------------------------------------------------
     def summary(self):

@@ -162,3 +162,42 @@ def test_sync_that_did_not_advance(fake_server, capsys):
     fake_server([token_call(), get_connection(last_sync=OLD), Call("POST", SYNC), get_connection(last_sync=OLD)])
     failed, result, dummy = run_module(module.main, dict(ARGS, force=True), capsys)
     assert failed and "did not advance" in result["msg"]
+
+
+NGINX_504 = (b"<html>\r\n<head><title>504 Gateway Time-out</title></head>\r\n<body>\r\n<center><h1>504 Gateway Time-out</h1>"
+             b"</center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
+
+
+def test_the_sync_post_outwaits_the_server_and_is_not_repeated_after_a_timeout(fake_server, capsys, tmp_path):
+    """Issue 21.5: the server may take 100 s (its HttpClient timeout) and nginx 90 s; a POST that timed out may still
+    run on the server, so it is never sent again."""
+    server = fake_server([token_call(), get_connection(), Call("POST", SYNC, raises=TimeoutError("timed out"))])
+    failed, result, dummy = run_module(module.main, dict(ARGS, bwdata_path=str(tmp_path)), capsys)
+    server.done()
+    assert failed and "the license sync was sent once and not repeated" in result["msg"]
+    assert "no answer within 130 s" in result["msg"]
+    post = [seen for seen in server.seen if seen[0] == "POST" and seen[1].endswith("/sync")]
+    assert [kwargs["timeout"] for dummy, dummy, dummy, dummy, kwargs in post] == [130]
+
+
+def test_a_504_is_not_repeated_and_the_log_says_timed_out(fake_server, capsys, tmp_path):
+    log_dir = tmp_path / "logs" / "api" / "Api"
+    log_dir.mkdir(parents=True)
+
+    def api_times_out():
+        now = datetime.datetime.now(datetime.timezone.utc)
+        with open(log_dir / ("%s.txt" % now.strftime("%Y%m%d")), "a") as handle:
+            handle.write("%s 0HN8ABCDEF1GH:00000002 [ERR] Unable to authenticate with identity server. (6a5e3a2f)\n"
+                         "System.Threading.Tasks.TaskCanceledException: The request was canceled due to the configured "
+                         "HttpClient.Timeout of 100 seconds elapsing.\n ---> System.TimeoutException: A task was canceled.\n"
+                         % iso(now))
+
+    server = fake_server([token_call(), get_connection(),
+                          Call("POST", SYNC, status=504, body=NGINX_504, headers={"Content-Type": "text/html"},
+                               effect=api_times_out)])
+    failed, result, dummy = run_module(module.main, dict(ARGS, bwdata_path=str(tmp_path)), capsys)
+    server.done()
+    assert failed and result["msg"].startswith(
+        "license sync failed: the server cannot reach the Bitwarden cloud (timed out: The request was canceled due to "
+        "the configured HttpClient.Timeout of 100 seconds elapsing.)")
+    assert "not repeated" in result["msg"] and "nginx answered 504 Gateway Time-out" in result["msg"]
