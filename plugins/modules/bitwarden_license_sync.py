@@ -18,8 +18,9 @@ description:
   - After the sync it reads the connection again and checks that the time of the last sync advanced.
   - The server answers every cloud-side failure with one generic error and writes the reason to its api log.
     When the module runs on the Bitwarden host, it reads the lines written during its request from
-    C(<bwdata_path>/logs/api/Api/) (Bitwarden Lite - C(/etc/bitwarden/logs/) in its C(bitwarden) volume) and reports the real cause (wrong billing sync token, installation rejected
-    by the identity server of the region, cloud unreachable, and so on) with the fix.
+    C(<bwdata_path>/logs/api/Api/) (Bitwarden Lite - C(/etc/bitwarden/logs/) in its C(bitwarden) volume) and reports
+    the real cause (wrong billing sync token, installation rejected by the identity server of the region, cloud
+    unreachable, rate limited, and so on) with the fix.
   - The sync request waits at least 130 s (the larger of O(timeout) and 130) - longer than the server's own wait for
     the cloud (100 s) and than nginx in front of it (90 s) - and is sent once. It is retried only when it cannot have
     reached the server (connection refused, 429, 502, 503), never after a timeout, a broken connection or a 504, since
