@@ -33,13 +33,13 @@ export PATH := $(VENV)/bin:$(dir $(BASE_PYTHON)):$(subst $(PYENV_ROOT)/shims:,,$
 STAMP := $(VENV)/.installed
 SYSTEM_STAMP := $(CACHE)/.system-packages
 
-.PHONY: env sanity-locked help venv system-packages collection test test-suites matrix lint sanity units simulator integration reliability molecule docs build release demo bench real-server real-server-apply clean
+.PHONY: env sanity-locked help venv system-packages collection test test-suites matrix lint sanity units simulator integration reliability reliability-kill9 molecule docs build release demo bench real-server real-server-apply clean
 
 help:
 	@echo "make demo    start a simulated fleet, roll billing sync out to it, print the fleet report"
 	@echo "make test    everything CI runs: lint, the version matrix (sanity, units, converge per ansible-core),"
 	@echo "             simulator, integration, reliability, molecule, docs, build"
-	@echo "make lint | sanity | units | matrix | simulator | integration | reliability | molecule | docs | build | bench | real-server"
+	@echo "make lint | sanity | units | matrix | simulator | integration | reliability | reliability-kill9 | molecule | docs | build | bench | real-server"
 	@echo "make release VERSION=x.y.z"
 
 $(STAMP): requirements-dev.txt
@@ -133,6 +133,10 @@ integration: collection system-packages
 # The fault and bad-input matrix (issue 12); ends with "N cases, N held".
 reliability: collection
 	pytest -n 2 tests/reliability $(PYTEST_ARGS)
+
+# The kill -9 matrix in full: 10 runs per moment (make reliability runs 3).
+reliability-kill9: collection
+	BW_KILL9_REPS=10 pytest -n 2 tests/reliability/test_reliability_lock.py -k kill9 $(PYTEST_ARGS)
 
 # `eval "$$(make -s env)"` gives a shell the same environment the targets use.
 env:

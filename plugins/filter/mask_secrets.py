@@ -11,7 +11,8 @@ short_description: Mask secrets in command output before it is shown
 version_added: 0.4.0
 description:
   - Replaces with C(********) every value given in O(secrets), and what looks like a secret in the text itself.
-  - The value of a C(KEY=value) or C(KEY: value) pair whose key names a key, secret, password or token, quoted values
+  - >-
+    The value of a C(KEY=value) or C(KEY: value) pair whose key names a key, secret, password or token, quoted values
     with spaces included (C(BW_DB_PASSWORD="a b c")).
   - What docker compose quotes from an env file line it cannot read, where a value can stand without its key
     (C(unterminated quoted value 'k3y...), C(in variable name "...")).

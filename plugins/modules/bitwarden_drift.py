@@ -19,9 +19,9 @@ description:
   - A restart that an earlier run started and that did not end with the server answering
     (M(selfhost.bitwarden.bitwarden_cloud_comm) leaves a marker file beside the env file until
     M(selfhost.bitwarden.bitwarden_wait_for_server) has seen the server again) is reported as RV(restart_pending)
-    when the server does not answer at the first attempt (it may be down: no retries) or still runs with cloud
+    when the server does not answer at the first attempt (it may be down; no retries) or still runs with cloud
     communication off. A server that answers with the env file's settings already running (the run was killed after
-    its restart, or someone restarted it by hand) needs no restart: the marker is reported as RV(restart_marker_stale),
+    its restart, or someone restarted it by hand) needs no restart, so the marker is reported as RV(restart_marker_stale),
     for the caller to remove.
   - Checks the installation like M(selfhost.bitwarden.bitwarden_cloud_comm) does and fails with the same messages.
 author:

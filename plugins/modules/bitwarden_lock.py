@@ -47,7 +47,7 @@ attributes:
     support: full
     details:
       - In check mode the lock file is never written or removed and the module never waits. A free lock, or one this
-        run holds, reports no change and no diff (a real run takes and gives back the lock: nothing stays). Only a
+        run holds, reports no change and no diff (a real run takes and gives back the lock, so nothing stays). Only a
         stale lock that a real run would take over (provably dead holder, expired, unreadable) reports a change, with
         that holder in the diff.
       - When another live run holds the lock, a warning names that holder (a check-mode report next to a running
@@ -210,7 +210,7 @@ waited:
 taken_over:
   description:
     - The stale lock that was replaced (in check mode, that would be), V(null) when none was. An unreadable file
-      shows as C({unreadable: <what was wrong>}).
+      shows as a dict with the key C(unreadable) and what was wrong as its value.
   returned: always
   type: dict
   sample: null
