@@ -30,9 +30,9 @@ def test_lite_with_compose_yaml_is_restarted_with_that_file(sim_fleet):
 def test_check_mode_shows_no_lock_change_or_diff(sim_fleet):
     fleet = sim_fleet([{"name": "bw"}], **FAST)
     run = run_playbook(ROLLOUT, fleet.inventory, check=True, diff=True).assert_ok()
-    taken = run.result("Take the host's lock", "bw")
+    taken = run.result("selfhost.bitwarden.billing_sync : Take the host's lock", "bw")
     assert taken["changed"] is False and "diff" not in taken, taken
-    released = run.result("Give the host's lock back", "bw")
+    released = run.result("selfhost.bitwarden.billing_sync : Give the host's lock back", "bw")
     assert released["changed"] is False and "diff" not in released, released
     assert '"acquired"' not in run.stdout and "run_id" not in run.stdout
     assert not (Path(fleet.host_vars("bw")["billing_sync_install_dir"]) / "bwdata" / ".selfhost-bitwarden.lock").exists()
