@@ -39,6 +39,7 @@ extends_documentation_fragment:
   - selfhost.bitwarden.attributes
 attributes:
   action:
+    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
     support: full
     details:
       - The action plugin runs on the controller; it records the controller process that holds the lock and decides
