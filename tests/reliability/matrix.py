@@ -60,7 +60,7 @@ class Case:
     env: str = "converged"                  # "converged" or "unchanged"
     failed: Optional[bool] = False          # every run fails (None: not checked, e.g. a run that is killed)
     message: Optional[str] = None           # regex that the first run's output must match
-    restarts: int = 0                       # bitwarden.sh restart calls after all runs
+    restarts: Optional[int] = 0             # bitwarden.sh restart calls after all runs (None: the case counts otherwise)
     server_on: Optional[bool] = None        # the running server has cloud communication on at the end
     check: Optional[Callable] = None        # check(host, runs): further assertions
     runner: Optional[Callable] = None       # runner(host, case) -> [PlaybookRun]: instead of the plain runs
@@ -188,7 +188,8 @@ def run_case(case, sim_fleet, scratch):
             assert state_after["sha256"] == state_before["sha256"], "the env file changed"
         else:
             assert_converged(host, before, host.read())
-        assert len(host.restarts()) == case.restarts, host.restarts()
+        if case.restarts is not None:
+            assert len(host.restarts()) == case.restarts, host.restarts()
         if case.server_on is not None:
             assert host.fleet.instance(host.name)["settings"]["enableCloudCommunication"] is case.server_on
 
