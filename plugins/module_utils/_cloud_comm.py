@@ -167,7 +167,20 @@ def restart_marker(env_file):
     return os.path.join(os.path.dirname(os.path.realpath(env_file)), RESTART_MARKER)
 
 
-Plan = collections.namedtuple("Plan", "env_file text new_text restart_required collapsed settings push_relay_enabled deployment")
+# region: the one planned for; region_source: "set" (the caller's), "env_file" (the file's cloudRegion, region not
+# given) or "default" (neither: US).
+Plan = collections.namedtuple("Plan", "env_file text new_text restart_required collapsed settings push_relay_enabled deployment "
+                                      "region region_source")
+
+
+def effective_region(region, text):
+    """(region, source): the region given, else the env file's cloudRegion (Setup writes it), else US."""
+    if region:
+        return region, "set"
+    found = [value.strip().upper() for value in _env_file.values(text, _regions.CLOUD_REGION) if value.strip()]
+    if found and found[-1] in _regions.REGIONS:
+        return found[-1], "env_file"
+    return "US", "default"
 
 
 def plan(module, bwdata, env_file=None, region="US", enabled=True, install_user=None, deployment=None, compose_dir=None):
@@ -201,6 +214,7 @@ def plan(module, bwdata, env_file=None, region="US", enabled=True, install_user=
         module.fail_json(msg="docker compose cannot read the env file %s (%s), so Bitwarden would not start. Fix that line "
                              "(KEY=value, or a value in quotes), then run again." % (env_file, unreadable))
 
+    region, region_source = effective_region(region, text)
     if enabled:
         read_installation(module, env_file, text, region, layout.deployment)
 
@@ -222,4 +236,4 @@ def plan(module, bwdata, env_file=None, region="US", enabled=True, install_user=
     )
     settings = {key: _env_file.values(new_text, key)[-1] for key in _regions.MANAGED_KEYS}
     return Plan(env_file, text, new_text, restart_required, collapsed, settings,
-                not _regions.push_relay_is_off(settings[_regions.PUSH_RELAY]), layout.deployment)
+                not _regions.push_relay_is_off(settings[_regions.PUSH_RELAY]), layout.deployment, region, region_source)

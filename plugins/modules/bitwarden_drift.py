@@ -42,9 +42,10 @@ options:
   region:
     description:
       - The cloud region the installation id and key belong to, as for M(selfhost.bitwarden.bitwarden_cloud_comm).
+      - Not set - the region the env file names (C(globalSettings__baseServiceUri__cloudRegion), which Setup writes),
+        else V(US); RV(region) and RV(region_source) say which.
     type: str
     choices: [US, EU]
-    default: US
   install_user:
     description:
       - When set, first check that C(bitwarden.sh) beside O(bwdata_path) belongs to this user, as
@@ -87,6 +88,16 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+region:
+  description: The region compared against, O(region) or, when not set, the env file's.
+  returned: always
+  type: str
+  sample: EU
+region_source:
+  description: Where RV(region) comes from - V(set) (O(region)), V(env_file) (the env file's cloudRegion) or V(default) (neither, so V(US)).
+  returned: always
+  type: str
+  sample: env_file
 converged:
   description: Whether nothing differs and no step is due.
   returned: always
@@ -253,7 +264,7 @@ def main():
         deployment=dict(type="str", choices=list(_deployment.KINDS)),
         compose_dir=dict(type="path"),
         env_file=dict(type="path"),
-        region=dict(type="str", default="US", choices=list(_regions.REGIONS)),
+        region=dict(type="str", choices=list(_regions.REGIONS)),
         install_user=dict(type="str"),
         organization_id=dict(type="str"),
         billing_sync_token=dict(type="raw", no_log=True),
@@ -273,6 +284,7 @@ def main():
         drift.append("%d temp file(s) of an interrupted run beside the env file" % len(leftovers))
     marker = _cloud_comm.restart_marker(plan.env_file)
     result = dict(changed=False, deployment=plan.deployment, env_file=plan.env_file, restart_marker=marker,
+                  region=plan.region, region_source=plan.region_source,
                   env_changed=plan.new_text != plan.text or bool(leftovers), restart_required=plan.restart_required,
                   restart_pending=False, restart_marker_stale=False, compose_files=_deployment.compose_files(module, compose_dir(params, plan)),
                   cloud_communication_enabled=None, organization_id=None, connection=None, token_action="unknown", first_sync_due=False)

@@ -68,3 +68,23 @@ def test_misspelt_variable_is_named_with_the_closest_known_one(sim_fleet, tmp_pa
                 "effect: did you mean billing_sync_region?") in text, text
         assert "billing_sync_tokne (bw-eu-typo)" in text and "did you mean billing_sync_token?" in text
         assert "bw-fine)" not in text
+
+
+def test_region_not_set_comes_from_the_env_file_and_the_summary_says_so(sim_fleet, tmp_path):
+    """The issue's case: billing_sync_regoin: EU (so billing_sync_region not set) on an EU installation. 0.3.0 fell
+    back to US although Setup wrote cloudRegion=EU in the env file, and the preflight stopped it far from the cause."""
+    from helpers.ansible_run import override_host_vars
+
+    fleet = sim_fleet([{"name": "bw-eu-noregion", "region": "EU"}], restart_delay=0.2, warmup=0.1)
+    inventory = inventory_without(fleet, tmp_path, ["billing_sync_region"])
+    typo = override_host_vars(tmp_path, {"bw-eu-noregion": {"billing_sync_regoin": "EU"}})
+    run = run_playbook(PLAYBOOKS / "rollout.yml", [inventory, typo])
+    assert run.rc == 0, run.output
+    text = " ".join(run.output.split())
+    assert "did you mean billing_sync_region?" in text
+    assert "bw-eu-noregion: region EU (from " in text and "global.override.env: billing_sync_region is not set)" in text, text
+    state = fleet.client.instance("bw-eu-noregion")
+    assert state["settings"]["cloudRegion"] == "EU" and state["settings"]["enableCloudCommunication"] is True
+    assert state["connection"] is not None
+    again = run_playbook(PLAYBOOKS / "rollout.yml", [inventory, typo]).assert_ok()
+    assert again.changed_total() == 0 and "region EU (from " in " ".join(again.output.split())
