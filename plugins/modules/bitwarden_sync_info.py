@@ -93,7 +93,7 @@ organization:
       type: str
     sponsorship_sync_state:
       description:
-        - V(synced) (a sponsorship sync happened: a C(lastSyncDate), or a run that ended without a failure and with
+        - V(synced) (a sponsorship sync happened - a C(lastSyncDate), or a run that ended without a failure and with
           sponsorships to send), V(pending) (the job has not run since the api started; its first run
           comes 0 to 23 hours after each start, then daily), V(no_sponsorships) (the job ran, there was nothing to
           sync), V(failed) (its last run logged a failure for the organization), V(off) (cloud communication off, so
