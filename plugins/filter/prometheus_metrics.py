@@ -15,7 +15,7 @@ description:
   - Every series carries the labels C(host) (inventory name), C(region) (the wanted region) and C(organization)
     (the self-hosted organization id). No secret and no token fingerprint is ever a label or a value.
   - Timestamps are Unix seconds; V(0) means never (no license sync, no sponsorship sync yet). A license expiry
-    that could not be read has no series. The license has two expiry series, named for what they carry:
+    that could not be read has no series. The license has two expiry series, named for what they carry -
     C(license_expiry_without_grace_timestamp_seconds) (end of the paid period, the fleet report's C(license expires))
     and C(license_expiry_with_grace_timestamp_seconds) (when the license stops working, 60 days later for most).
   - C(sponsorship_sync_state) has one series per state with V(1) for the current one; V(unknown) when the api log
