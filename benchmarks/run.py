@@ -8,6 +8,12 @@ Idempotent runs at sizes without a converge start from a preconfigured fleet (th
 Writes benchmarks/results/<date>.{md,json,png} and the README's "## Performance" section.
 Scratch (fleets, logs) goes to benchmarks/work/. Environment: BENCH_SIZES ("50,200"), BENCH_CONVERGE_SIZES ("50"),
 BENCH_SCALE_SIZES ("500"), BENCH_FORKS (10), BENCH_REPS (idempotent repetitions, 2), BENCH_RESTART_DELAY (0.5 s).
+
+One more figure, the license sync behind one egress: BENCH_LICENSE_SIZES ("200") hosts behind one NAT address,
+every one due (forced), synced by playbooks/license_sync.yml at the role's default pace (8 syncs a minute per egress
+and region) under the simulated cloud's real per-IP limits (10 token requests a minute), next to the lower bound the
+limits allow. It runs in real time: 200 hosts take about 25 minutes. `benchmarks/run.py --license-only N` runs just
+this figure and prints it.
 """
 
 from __future__ import annotations
@@ -44,6 +50,10 @@ def sizes(name, default):
 SIZES = sizes("BENCH_SIZES", "50,200")
 CONVERGE_SIZES = sizes("BENCH_CONVERGE_SIZES", "50")
 SCALE_SIZES = sizes("BENCH_SCALE_SIZES", "500")
+LICENSE_SIZES = sizes("BENCH_LICENSE_SIZES", "200")
+LICENSE_SYNC = os.path.join(ROOT, "playbooks", "license_sync.yml")
+TOKEN_LIMIT = 10  # identity post:/connect/token per client IP and minute (bitwarden/server src/Identity/appsettings.json)
+DEFAULT_PACE = 8  # billing_sync_cloud_calls_per_minute
 FORKS = int(os.environ.get("BENCH_FORKS", "10"))
 REPS = int(os.environ.get("BENCH_REPS", "2"))
 RESTART_DELAY = float(os.environ.get("BENCH_RESTART_DELAY", "0.5"))
@@ -73,7 +83,7 @@ def log(msg):
 class Fleet:
     """One simulator process with N instances in benchmarks/work/fleets/<name>."""
 
-    def __init__(self, name, size, preconfigured=False):
+    def __init__(self, name, size, preconfigured=False, egress=None):
         self.dir = os.path.join(WORK, "fleets", name)
         self.size = size
         if os.path.exists(self.dir):
@@ -81,7 +91,10 @@ class Fleet:
             shutil.rmtree(self.dir)
         os.makedirs(self.dir)
         fleet_file = os.path.join(self.dir, "bench-fleet.yml")
-        doc = {"defaults": {"restart_delay": RESTART_DELAY, "warmup": WARMUP, "preconfigured": preconfigured},
+        defaults = {"restart_delay": RESTART_DELAY, "warmup": WARMUP, "preconfigured": preconfigured}
+        if egress:
+            defaults["egress"] = egress
+        doc = {"defaults": defaults,
                "instances": [{"name": "bw-%03d" % index} for index in range(1, size + 1)]}
         with open(fleet_file, "w", encoding="utf-8") as handle:
             yaml.safe_dump(doc, handle)
@@ -214,6 +227,40 @@ def bench_size(size, scale=False):
     table = {kind: summary(items) for kind, items in runs.items()}
     table["floor"]["simulator_rss_mb"] = rss
     return table
+
+
+def bench_license(size):
+    """Every one of `size` hosts behind one egress due (forced): wall time at the default pace, and 429s."""
+    log("license sync pace n=%d" % size)
+    fleet = Fleet("license-n%d" % size, size, preconfigured=True, egress="office-nat")
+    try:
+        fleet.reset()
+        logfile = os.path.join(WORK, "logs", "license-sync-n%d.log" % size)
+        result = timed(["ansible-playbook", LICENSE_SYNC, "-i", fleet.inventory, "-e", '{"billing_sync_license_sync_force": true}'],
+                       logfile)
+        clouds = fleet.call("/_sim/clouds")
+        states = fleet.states()
+    finally:
+        fleet.down()
+    row = {"size": size, "rc": result["rc"], "wall": result["wall"], "changed": result["changed"],
+           "pace_bound": (size - 1) * 60.0 / DEFAULT_PACE, "limit_bound": (math.ceil(size / float(TOKEN_LIMIT)) - 1) * 60.0,
+           "rate_limited": sum(region["rate_limits"]["rate_limited"] for region in clouds.values()),
+           "synced": sum(1 for state in states if state["counters"]["cloud_calls"] == 2),
+           "log": os.path.relpath(logfile, ROOT)}
+    log("  n=%d license sync wall %.0f s (pace bound %.0f s, limit bound %.0f s) rc %d synced %d 429s %d"
+        % (size, row["wall"], row["pace_bound"], row["limit_bound"], row["rc"], row["synced"], row["rate_limited"]))
+    return row
+
+
+def render_license(rows):
+    lines = ["", "License sync behind one egress (`playbooks/license_sync.yml`, every host due, default pace %d a minute, "
+             "simulated cloud limit %d token requests a minute per client IP):" % (DEFAULT_PACE, TOKEN_LIMIT), "",
+             "| N | wall, s | the pace's own bound (N−1)·60/%d, s | lower bound the limits allow (⌈N/%d⌉−1)·60, s | synced | 429s |"
+             % (DEFAULT_PACE, TOKEN_LIMIT), "|---:|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        lines.append("| %d | %.0f | %.0f | %.0f | %d | %d |" % (row["size"], row["wall"], row["pace_bound"], row["limit_bound"],
+                                                              row["synced"], row["rate_limited"]))
+    return "\n".join(lines)
 
 
 def ratios(table):
@@ -358,20 +405,23 @@ def main():
     started = time.monotonic()
     table = {size: bench_size(size) for size in SIZES}
     table.update({size: bench_size(size, scale=True) for size in SCALE_SIZES})
+    license_rows = [bench_license(size) for size in LICENSE_SIZES]
     meta["load_after"] = "%.2f %.2f %.2f" % os.getloadavg()
     meta["duration_s"] = round(time.monotonic() - started, 1)
     ratios(table)
     stem = datetime.date.today().isoformat()
-    body = render(meta, table)
+    body = render(meta, table) + render_license(license_rows)
     with open(os.path.join(RESULTS, stem + ".md"), "w", encoding="utf-8") as handle:
         handle.write("# Fleet benchmark %s\n\n%s\n\nWhole run: %.0f s. Logs of every run: benchmarks/work/logs/.\n"
                      % (stem, body, meta["duration_s"]))
     with open(os.path.join(RESULTS, stem + ".json"), "w", encoding="utf-8") as handle:
-        json.dump({"meta": meta, "results": {str(size): rows for size, rows in table.items()}}, handle, indent=1, sort_keys=True)
+        json.dump({"meta": meta, "results": {str(size): rows for size, rows in table.items()}, "license_sync": license_rows},
+                  handle, indent=1, sort_keys=True)
     plot(table, os.path.join(RESULTS, stem + ".png"))
     update_readme(body, stem)
     log("done in %.0f s: benchmarks/results/%s.{md,json,png}, README updated" % (meta["duration_s"], stem))
     failed = [(size, kind) for size, rows in table.items() for kind, row in rows.items() if row["rc"] != 0]
+    failed += [(row["size"], "license_sync") for row in license_rows if row["rc"] != 0 or row["rate_limited"]]
     if failed:
         log("runs that failed: %s" % failed)
         return 1
@@ -379,4 +429,8 @@ def main():
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--license-only"]:
+        os.makedirs(os.path.join(WORK, "logs"), exist_ok=True)
+        print(render_license([bench_license(int(sys.argv[2]))]))
+        sys.exit(0)
     sys.exit(main())

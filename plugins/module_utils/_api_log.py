@@ -49,7 +49,9 @@ _TOKEN_REJECTED = re.compile(r"^Unsuccessful token response from (\S+) for clien
 _JOB = re.compile(r'^(Starting|Finished) job (?:"%s"|%s) at ' % (SPONSORSHIP_JOB, SPONSORSHIP_JOB))
 _SPONSORSHIP_FAILED = re.compile(r"^Sponsorship sync for organization (?:%s|(.*)) Failed$" % _QUOTED, re.S)
 _NO_SPONSORSHIPS = re.compile(r"^No existing sponsorships to sync for organization ([0-9a-fA-F-]{36})$")
-_RATE_LIMITED = ("the cloud is rate limiting this server's address (%s answered %s): the cloud allows few requests "
+# Public: bitwarden_license_sync tells a rate-limited sync (waited out and retried) from every other cause by it.
+RATE_LIMITING = "the cloud is rate limiting this server's address"
+_RATE_LIMITED = (RATE_LIMITING + " (%s answered %s): the cloud allows few requests "
                  "per client IP (token requests: 10 a minute). Wait a minute or more and retry; do not sync many "
                  "servers behind one address at once")
 _UNREACHABLE = ("Unable to authenticate with identity server", "Empty token response from", "Failed to send to")

@@ -62,6 +62,13 @@ options:
       - Whether an organization that never synced its license counts as drift (RV(first_sync_due)).
     type: bool
     default: true
+  license_sync_max_age:
+    description:
+      - With O(first_sync), a license sync older than this counts as drift too (RV(license_sync_due)), by the rule of
+        M(selfhost.bitwarden.bitwarden_license_sync) O(selfhost.bitwarden.bitwarden_license_sync#module:max_age), so one setting governs the rollout and the
+        scheduled license sync. The server never syncs its license by itself.
+      - Seconds, or a duration such as V(168h) or V(7d). Unset means only a license that never synced is drift.
+    type: str
 seealso:
   - module: selfhost.bitwarden.bitwarden_cloud_comm
   - module: selfhost.bitwarden.bitwarden_billing_sync_token
@@ -192,8 +199,13 @@ first_sync_due:
   description: Whether the organization never synced its license and O(first_sync) asks for it (also after a new token).
   returned: always
   type: bool
+license_sync_due:
+  description: Whether a license sync is due (RV(first_sync_due), or the last sync is older than O(license_sync_max_age)).
+  returned: always
+  type: bool
 """
 
+import datetime
 import os
 
 from ansible.module_utils.basic import AnsibleModule
@@ -204,8 +216,10 @@ from ansible_collections.selfhost.bitwarden.plugins.module_utils._bitwarden_api 
     BitwardenClient,
     api_argument_spec,
     api_module_kwargs,
+    parse_timestamp,
     public_connection,
 )
+from ansible_collections.selfhost.bitwarden.plugins.module_utils._license_rule import parse_duration, sync_due
 
 
 def env_drift(plan):
@@ -217,7 +231,7 @@ def env_drift(plan):
     return ["env file: %s" % (", ".join(changed) or "duplicate lines of managed keys")]
 
 
-def server_drift(client, organization_id, token, first_sync, restart_required):
+def server_drift(client, organization_id, token, first_sync, restart_required, max_age=None):
     """Ask the running server (token, GET enabled, GET connection) and say what differs."""
     organization_id = client.resolve_organization(organization_id)
     comm_enabled = client.cloud_communication_enabled()
@@ -236,10 +250,17 @@ def server_drift(client, organization_id, token, first_sync, restart_required):
         else:
             action = "none"
     first_sync_due = bool(first_sync and (current is None or current["last_license_sync"] is None))
+    license_sync_due = first_sync_due
     if first_sync_due:
         drift.append("license never synced")
+    elif first_sync and max_age is not None:
+        license_sync_due, reason = sync_due(datetime.datetime.now(datetime.timezone.utc),
+                                            parse_timestamp(current["last_license_sync"]), max_age)
+        if license_sync_due:
+            drift.append("license sync due (%s)" % reason)
     return dict(organization_id=organization_id, cloud_communication_enabled=comm_enabled,
                 connection=public_connection(current), token_action=action, first_sync_due=first_sync_due,
+                license_sync_due=license_sync_due,
                 restart_pending=not comm_enabled and not restart_required), drift
 
 
@@ -269,10 +290,17 @@ def main():
         organization_id=dict(type="str"),
         billing_sync_token=dict(type="raw", no_log=True),
         first_sync=dict(type="bool", default=True),
+        license_sync_max_age=dict(type="str"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **api_module_kwargs())
     params = module.params
     check_client_id(module, params["client_id"])
+    max_age = None
+    if params["license_sync_max_age"] is not None:
+        max_age = parse_duration(params["license_sync_max_age"])
+        if max_age is None:
+            module.fail_json(msg="license_sync_max_age %r is neither seconds nor a duration such as 168h or 7d"
+                                 % params["license_sync_max_age"])
     # The client checks server_url, ca_path and the secrets where they enter, before anything is read or sent.
     client = BitwardenClient(module, read_only=True)
     token = client.take_secret("billing_sync_token", params["billing_sync_token"])
@@ -287,7 +315,8 @@ def main():
                   region=plan.region, region_source=plan.region_source,
                   env_changed=plan.new_text != plan.text or bool(leftovers), restart_required=plan.restart_required,
                   restart_pending=False, restart_marker_stale=False, compose_files=_deployment.compose_files(module, compose_dir(params, plan)),
-                  cloud_communication_enabled=None, organization_id=None, connection=None, token_action="unknown", first_sync_due=False)
+                  cloud_communication_enabled=None, organization_id=None, connection=None, token_action="unknown", first_sync_due=False,
+                  license_sync_due=False)
 
     marked = os.path.exists(marker)
     if marked and plan.restart_required:
@@ -299,7 +328,7 @@ def main():
         # running with the file's settings (a run killed after the restart) must not be restarted a second time.
         try:
             client.send("GET", "/api/alive", auth=False, deadline=0)
-            server, found = server_drift(client, params["organization_id"], token, params["first_sync"], False)
+            server, found = server_drift(client, params["organization_id"], token, params["first_sync"], False, max_age)
         except BitwardenApiError:
             server, found = None, []
         if server is None or server["restart_pending"]:
@@ -312,7 +341,7 @@ def main():
     else:
         try:
             server, found = server_drift(client, params["organization_id"], token,
-                                         params["first_sync"], plan.restart_required)
+                                         params["first_sync"], plan.restart_required, max_age)
         except BitwardenApiError as exc:
             client.fail(exc)
         result.update(server)

@@ -13,8 +13,13 @@ description:
   - Triggers the license sync of a self-hosted organization ("Sync license" in the self-hosted admin console).
     The server fetches the organization's current license from the Bitwarden cloud with its installation id and
     key and the billing sync token.
+  - The server never syncs its license by itself (it syncs Families sponsorships daily, never the license), so a
+    renewal reaches it only through a sync like this one.
   - By default it syncs only when the organization has never synced, so "trigger the first sync" is idempotent.
-    O(force) syncs on every run; O(max_age) also syncs when the last sync is older.
+    O(force) syncs on every run; O(max_age) also syncs when the last sync is older; O(expiry_days) also syncs when
+    the license ends within that many days, paid period or grace period (a renewal then shows as new dates).
+  - It reports the license before and after the sync (RV(license_before), RV(license_after)), that is expiry with
+    and without the grace period, seats and plan as the server's subscription route returns them, and RV(changes).
   - After the sync it reads the connection again and checks that the time of the last sync advanced.
   - The server answers every cloud-side failure with one generic error and writes the reason to its api log.
     When the module runs on the Bitwarden host, it reads the lines written during its request from
@@ -25,6 +30,9 @@ description:
     the cloud (100 s) and than nginx in front of it (90 s) - and is sent once. It is retried only when it cannot have
     reached the server (connection refused, 429, 502, 503), never after a timeout, a broken connection or a 504, since
     the first may still run on the server.
+  - "Rate limits: the cloud limits requests per client IP address (identity: 10 token requests a minute). When the
+    api log shows that the cloud answered the server's request with C(TooManyRequests) (HTTP 429), the module says
+    so (never a wrong key or region), waits a minute as the cloud asks and syncs again, until O(rate_limit_deadline)."
   - Needs Bitwarden server 2023.2.0 or newer, cloud communication enabled and a billing sync token applied
     (M(selfhost.bitwarden.bitwarden_billing_sync_token)).
 author:
@@ -33,6 +41,7 @@ extends_documentation_fragment:
   - selfhost.bitwarden.api
   - selfhost.bitwarden.api.organization
   - selfhost.bitwarden.api_log
+  - selfhost.bitwarden.pace
   - selfhost.bitwarden.attributes
   - selfhost.bitwarden.attributes.action_group
 attributes:
@@ -47,7 +56,8 @@ attributes:
     details:
       - Idempotent in the default mode (sync only when never synced).
       - With O(force=true) every run syncs and reports a change; with O(max_age) a run syncs when the last sync
-        is older than O(max_age).
+        is older than O(max_age); with O(expiry_days) it syncs on every run while the license ends within that many
+        days (until a renewal moves the date).
 options:
   force:
     description:
@@ -59,6 +69,25 @@ options:
       - Also sync when the last sync is older than this.
       - Seconds, or a duration such as V(12h), V(7d), V(1d12h), V(30m) (units C(w), C(d), C(h), C(m), C(s)).
     type: str
+  expiry_days:
+    description:
+      - Also sync when the license's paid period (expiry without grace) or the license itself (grace included) ends
+        within this many days. Costs one more request (the subscription route).
+    type: int
+  unconfigured:
+    description:
+      - What to do with an organization that has no enabled billing sync connection, or a server with cloud
+        communication off.
+      - V(fail) fails with the fix; V(skip) changes nothing and says why in RV(reason) (for fleet runs).
+    type: str
+    choices: [fail, skip]
+    default: fail
+  rate_limit_deadline:
+    description:
+      - Seconds to keep retrying a sync that the cloud rate-limited (HTTP 429 to the server's token or license
+        request, read from the api log); it waits 60 s between tries, as the cloud's answer asks. V(0) fails at once.
+    type: int
+    default: 150
 seealso:
   - module: selfhost.bitwarden.bitwarden_billing_sync_token
   - module: selfhost.bitwarden.bitwarden_sync_info
@@ -75,6 +104,28 @@ EXAMPLES = r"""
   selfhost.bitwarden.bitwarden_license_sync:
     organization_id: 2bd8b6d6-6f4a-4a5c-9a7e-0b3a2f6f1c11
     max_age: 7d
+
+- name: Weekly, or daily in the last 30 days of the license; hosts without billing sync are left alone
+  selfhost.bitwarden.bitwarden_license_sync:
+    organization_id: 2bd8b6d6-6f4a-4a5c-9a7e-0b3a2f6f1c11
+    max_age: 7d
+    expiry_days: 30
+    unconfigured: skip
+  register: license_sync
+
+- name: The same, each due sync in its turn of a budget of 8 syncs a minute for the hosts behind one NAT
+  selfhost.bitwarden.bitwarden_license_sync:
+    organization_id: 2bd8b6d6-6f4a-4a5c-9a7e-0b3a2f6f1c11
+    max_age: 7d
+    expiry_days: 30
+    pace:
+      key: office-nat-US
+      calls_per_minute: 8
+      state_dir: ~/.ansible/selfhost.bitwarden/pace
+
+- name: Show what the sync changed
+  ansible.builtin.debug:
+    msg: "{{ license_sync.reason }}: {{ license_sync.changes | join('; ') | default('no change', true) }}"
 """
 
 RETURN = r"""
@@ -96,14 +147,54 @@ organization_id:
   description: The self-hosted organization id used.
   returned: always
   type: str
+due:
+  description: Whether the rule says a sync is due (also in check mode, and when the task's changed status is overridden).
+  returned: always
+  type: bool
+reason:
+  description: Why a sync ran (or would run), or why not.
+  returned: always
+  type: str
+  sample: last sync 200 h ago, older than the max age (168 h)
+license_before:
+  description:
+    - The license before the sync as the server's subscription route returns it (read when a sync is due or
+      O(expiry_days) is set, else V(null)).
+    - C(expiration) (grace included), C(expiration_without_grace_period), C(seats), C(plan); C(error) when the
+      server could not read its license.
+  returned: always
+  type: dict
+  sample: {"expiration": "2027-02-18T10:00:00Z", "expiration_without_grace_period": "2026-12-20T10:00:00Z",
+           "seats": 50, "plan": "Enterprise (Annually)", "error": null}
+license_after:
+  description: The license after the sync, as RV(license_before); V(null) when no sync ran.
+  returned: always
+  type: dict
+changes:
+  description: What the sync changed in the license, one line per field, C(<field>) colon C(<before> -> <after>).
+  returned: always
+  type: list
+  elements: str
+  sample: ["expiration_without_grace_period: 2026-12-20T10:00:00Z -> 2027-12-20T10:00:00Z"]
+paced_wait:
+  description: Seconds the sync waited on the controller for its slot of O(pace) (only when it took one).
+  returned: when a slot was taken
+  type: float
+rate_limited:
+  description: How many times the cloud rate-limited the sync before it went through (or the module gave up).
+  returned: always
+  type: int
 """
 
 import datetime
-import re
 import time
 
+from urllib.parse import quote
+
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.selfhost.bitwarden.plugins.module_utils import _pace
 from ansible_collections.selfhost.bitwarden.plugins.module_utils._api_log import (
+    RATE_LIMITING,
     argument_spec as api_log_argument_spec,
     explain_license_sync_failure,
     locate,
@@ -115,8 +206,10 @@ from ansible_collections.selfhost.bitwarden.plugins.module_utils._bitwarden_api 
     BitwardenClient,
     api_argument_spec,
     api_module_kwargs,
+    ci_get,
     parse_timestamp,
 )
+from ansible_collections.selfhost.bitwarden.plugins.module_utils._license_rule import parse_duration, sync_due
 
 GENERIC_SYNC_ERROR = "An error has occurred. Check your internet connection"
 # The server's own cloud calls wait up to HttpClient's default 100 s (dropped packets), and nginx in front of the api
@@ -130,18 +223,35 @@ NOT_REPEATED = ("the license sync was sent once and not repeated: the server may
                 "request would pile up behind the first")
 APPLY_TOKEN_FIRST = ("organization %s has no billing sync connection: apply the billing sync token first "
                      "(selfhost.bitwarden.bitwarden_billing_sync_token)")
-UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+RATE_LIMIT_WAIT = 60  # the cloud's answer: "Slow down! Too many requests. Try again in 1m."
+RATE_LIMITED = ("%s; rate-limited %d time(s) within %d s. Hosts behind the same NAT share one budget of the cloud, so "
+                "this is not a wrong key or region: sync fewer hosts a minute (billing_sync_cloud_calls_per_minute of the "
+                "license_sync playbook) or raise rate_limit_deadline")
+LICENSE_FIELDS = ("expiration", "expiration_without_grace_period", "seats", "plan")
 
 
-def parse_duration(value):
-    """Seconds in '3600', '12h', '1d12h', '30m'; None when unparsable."""
-    text = str(value).strip().lower()
-    if text.isdigit():
-        return int(text)
-    parts = re.findall(r"(\d+)\s*([wdhms])", text)
-    if not parts or re.sub(r"\d+\s*[wdhms]\s*", "", text):
-        return None
-    return sum(int(number) * UNITS[unit] for number, unit in parts)
+def license_view(client, organization_id):
+    """The license as GET /api/organizations/{id}/subscription shows it (self-hosted: the license file)."""
+    try:
+        data = client.send("GET", "/api/organizations/%s/subscription" % quote(organization_id, safe="")).data or {}
+    except BitwardenApiError as exc:
+        return dict(expiration=None, expiration_without_grace_period=None, seats=None, plan=None,
+                    error=client.scrub(str(exc)))
+    return dict(expiration=ci_get(data, "expiration"), expiration_without_grace_period=ci_get(data, "expirationWithoutGracePeriod"),
+                seats=ci_get(data, "seats"), plan=ci_get(ci_get(data, "plan") or {}, "name"), error=None)
+
+
+def license_changes(before, after):
+    changes = []
+    for field in LICENSE_FIELDS:
+        old, new = (before or {}).get(field), (after or {}).get(field)
+        if field.startswith("expiration"):
+            same = parse_timestamp(old) == parse_timestamp(new)
+        else:
+            same = old == new
+        if not same:
+            changes.append("%s: %s -> %s" % (field, old, new))
+    return changes
 
 
 def cause_in_log(log, since, wait):
@@ -184,6 +294,39 @@ def sync_failure_message(client, exc, organization_id, since):
     return exc.msg
 
 
+def unconfigured(module, client, result, msg):
+    if module.params["unconfigured"] == "skip":
+        result.update(reason="left alone: " + msg)
+        module.exit_json(**result)
+    client.fail(msg)
+
+
+def post_sync(module, client, organization_id, previous):
+    """POST the sync; wait out the cloud's rate limit until the deadline. Returns how often the cloud limited it."""
+    started = time.monotonic()
+    limited = 0
+    while True:
+        since = datetime.datetime.now(datetime.timezone.utc)
+        try:
+            # Retried only when it cannot have reached the api (refused, 429, 502, 503), never after a timeout, a reset
+            # or a 504 (SYNC_TIMEOUT says why); a sync the cloud rate-limited is sent again after the wait below.
+            client.send("POST", "/api/organizations/licenses/self-hosted/%s/sync" % organization_id, idempotent=False,
+                        timeout=max(client.timeout, SYNC_TIMEOUT))
+            return limited
+        except BitwardenApiError as exc:
+            message = sync_failure_message(client, exc, organization_id, since)
+            if RATE_LIMITING not in message:
+                client.fail(message, previous_license_sync=previous, rate_limited=limited)
+            limited += 1
+            elapsed = time.monotonic() - started
+            if elapsed + RATE_LIMIT_WAIT > module.params["rate_limit_deadline"]:
+                client.fail(RATE_LIMITED % (message, limited, int(elapsed)), previous_license_sync=previous,
+                            rate_limited=limited)
+            client.warn("the Bitwarden cloud rate-limited this license sync (HTTP 429); waiting %d s before syncing "
+                        "again" % RATE_LIMIT_WAIT)
+            time.sleep(RATE_LIMIT_WAIT)
+
+
 def main():
     argument_spec = api_argument_spec()
     argument_spec.update(api_log_argument_spec())
@@ -191,44 +334,61 @@ def main():
         organization_id=dict(type="str"),
         force=dict(type="bool", default=False),
         max_age=dict(type="str"),
+        expiry_days=dict(type="int"),
+        unconfigured=dict(type="str", default="fail", choices=["fail", "skip"]),
+        rate_limit_deadline=dict(type="int", default=150),
+        pace=dict(type="dict", options=_pace.PACE_OPTIONS),  # taken by the action plugin on the controller
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **api_module_kwargs())
+    params = module.params
     max_age = None
-    if module.params["max_age"] is not None:
-        max_age = parse_duration(module.params["max_age"])
+    if params["max_age"] is not None:
+        max_age = parse_duration(params["max_age"])
         if max_age is None:
-            module.fail_json(msg="max_age %r is neither seconds nor a duration such as 12h or 7d" % module.params["max_age"])
+            module.fail_json(msg="max_age %r is neither seconds nor a duration such as 12h or 7d" % params["max_age"])
+    for name in ("expiry_days", "rate_limit_deadline"):
+        if params[name] is not None and params[name] < 0:
+            module.fail_json(msg="%s must be 0 or more, got %d" % (name, params[name]))
     client = BitwardenClient(module)
 
     try:
-        organization_id = client.resolve_organization(module.params["organization_id"])
+        organization_id = client.resolve_organization(params["organization_id"])
         connection = client.get_connection(organization_id)
     except BitwardenApiError as exc:
         client.fail(exc)
+    result = dict(changed=False, synced=False, previous_license_sync=None, last_license_sync=None,
+                  organization_id=organization_id, due=False, reason="", license_before=None, license_after=None, changes=[],
+                  rate_limited=0)
     if connection is None:
-        client.fail(APPLY_TOKEN_FIRST % organization_id)
+        unconfigured(module, client, result, APPLY_TOKEN_FIRST % organization_id)
     if not connection["enabled"]:
-        client.fail("the billing sync connection of organization %s is disabled: set enabled: true with "
-                    "selfhost.bitwarden.bitwarden_billing_sync_token" % organization_id)
-
+        unconfigured(module, client, result, "the billing sync connection of organization %s is disabled: set enabled: "
+                     "true with selfhost.bitwarden.bitwarden_billing_sync_token" % organization_id)
     previous = connection["last_license_sync"]
+    result.update(previous_license_sync=previous, last_license_sync=previous)
+    if params["unconfigured"] == "skip":
+        try:
+            enabled = client.cloud_communication_enabled()
+        except BitwardenApiError as exc:
+            client.fail(exc)
+        if not enabled:
+            unconfigured(module, client, result, "cloud communication is off on the running server "
+                         "(globalSettings__enableCloudCommunication): run the rollout playbook first")
+
     now = datetime.datetime.now(datetime.timezone.utc)
     previous_time = parse_timestamp(previous)
-    needed = (module.params["force"] or previous is None
-              or (max_age is not None and (previous_time is None or (now - previous_time).total_seconds() > max_age)))
-    result = dict(changed=needed, synced=False, previous_license_sync=previous, last_license_sync=previous,
-                  organization_id=organization_id)
+    before = license_view(client, organization_id) if params["expiry_days"] is not None else None
+    needed, reason = sync_due(now, previous_time, max_age, params["expiry_days"],
+                              parse_timestamp((before or {}).get("expiration")),
+                              parse_timestamp((before or {}).get("expiration_without_grace_period")), params["force"])
+    result.update(changed=needed, due=needed, reason=reason)
     if not needed or module.check_mode:
+        result["license_before"] = before
         module.exit_json(**result)
 
-    since = datetime.datetime.now(datetime.timezone.utc)
-    try:
-        # Retried only when it cannot have reached the api (refused, 429, 502, 503), never after a timeout, a reset
-        # or a 504 (SYNC_TIMEOUT says why).
-        client.send("POST", "/api/organizations/licenses/self-hosted/%s/sync" % organization_id, idempotent=False,
-                    timeout=max(client.timeout, SYNC_TIMEOUT))
-    except BitwardenApiError as exc:
-        client.fail(sync_failure_message(client, exc, organization_id, since), previous_license_sync=previous)
+    if before is None:
+        before = license_view(client, organization_id)
+    result.update(license_before=before, rate_limited=post_sync(module, client, organization_id, previous))
     try:
         after = client.get_connection(organization_id)
     except BitwardenApiError as exc:
@@ -238,7 +398,9 @@ def main():
     if latest_time is None or (previous_time is not None and latest_time <= previous_time):
         client.fail("the server accepted the license sync but the time of the last sync did not advance (before: %s, "
                     "after: %s)" % (previous, latest), previous_license_sync=previous, last_license_sync=latest)
-    result.update(synced=True, last_license_sync=latest)
+    license_after = license_view(client, organization_id)
+    result.update(synced=True, last_license_sync=latest, license_after=license_after,
+                  changes=license_changes(before, license_after))
     module.exit_json(**result)
 
 

@@ -96,6 +96,7 @@ options:
 extends_documentation_fragment:
   - selfhost.bitwarden.attributes
   - selfhost.bitwarden.installation
+  - selfhost.bitwarden.pace
   - selfhost.bitwarden.attributes.info_module
 notes:
   - Bitwarden Lite keeps its license files in its data volume, so the license file check is left out for it.
@@ -168,7 +169,7 @@ import os
 import pwd
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.selfhost.bitwarden.plugins.module_utils import _cloud_comm, _deployment, _reachability, _regions
+from ansible_collections.selfhost.bitwarden.plugins.module_utils import _cloud_comm, _deployment, _pace, _reachability, _regions
 from ansible_collections.selfhost.bitwarden.plugins.module_utils._bitwarden_api import ci_get
 
 FIREWALL = "the firewall guide's billing_sync list for %s"
@@ -345,6 +346,7 @@ def find_proxy(module, bwdata):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
+            pace=dict(type="dict", options=_pace.PACE_OPTIONS),  # taken by the action plugin on the controller
             bwdata_path=dict(type="path", default="/opt/bitwarden/bwdata"),
             deployment=dict(type="str", choices=list(_deployment.KINDS)),
             compose_dir=dict(type="path"),

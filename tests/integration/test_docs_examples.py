@@ -572,3 +572,59 @@ def test_troubleshooting_covers_every_message():
         if len(sig) >= 12 and sig not in guide:
             missing.append("%s  [%s]" % (message[:140], sig))
     assert not missing, "messages the troubleshooting guide does not show:\n" + "\n".join(missing)
+
+
+# -- license sync schedules: AWX as code, systemd timer for ansible-pull, cron on the controller ------------------
+
+LICENSE_SYNC = EXAMPLES / "license_sync"
+
+
+def test_license_sync_schedules_are_valid_and_run(sim_fleet, tmp_path):
+    from dateutil.rrule import rrulestr
+
+    # systemd: the units parse as systemd reads them (where systemd-analyze exists), then as the test reads them.
+    units = [LICENSE_SYNC / "bitwarden-license-sync.timer", LICENSE_SYNC / "bitwarden-license-sync.service"]
+    if shutil.which("systemd-analyze"):
+        proc = subprocess.run(["systemd-analyze", "verify"] + [str(path) for path in units], capture_output=True, text=True,
+                              timeout=120, check=False)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    timer = unit(units[0])["Timer"]
+    assert timer["OnCalendar"] == "daily" and timer["FixedRandomDelay"] == "true" and timer["RandomizedDelaySec"] == "24h"
+    service = unit(units[1])["Service"]
+    assert service["Type"] == "oneshot" and service["User"] == "bitwarden"
+    flock_options, lock, pull = split_flock(shlex.split(service["ExecStart"]))
+    assert lock == "/var/lib/ansible-pull/bitwarden.lock" and "--nonblock" in flock_options  # one lock with the rollout
+    pulled = pull_args(pull)
+    assert list(pulled["args"]) == ["license_sync.yml"] and not pulled["check"] and not pulled["ifchanged"]
+
+    # cron: five time fields, the user, then the command with the same playbook.
+    lines = [line for line in (LICENSE_SYNC / "crontab").read_text(encoding="utf-8").splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert len(lines) == 1
+    fields = lines[0].split(None, 6)
+    assert fields[5] == "ansible"
+    assert rrulestr("RRULE:FREQ=DAILY;BYHOUR=%s;BYMINUTE=%s" % (fields[1], fields[0]))
+    cron_command = shlex.split(fields[6].split("&&", 1)[1])
+    cron_flock, dummy, playbook_command = split_flock(cron_command)
+    assert "-n" in cron_flock and Path(playbook_command[0]).name == "ansible-playbook"
+    assert playbook_command[-1] == "selfhost.bitwarden.license_sync"
+
+    # AWX: one slice (the budget is per job), the playbook, a daily schedule whose rrule parses.
+    tasks = yaml.safe_load((LICENSE_SYNC / "awx.yml").read_text(encoding="utf-8"))[0]["tasks"]
+    template, schedule = tasks[0]["awx.awx.job_template"], tasks[1]["awx.awx.schedule"]
+    assert template["playbook"] == "license_sync.yml" and template["job_slice_count"] == 1
+    assert schedule["unified_job_template"] == template["name"]
+    assert "FREQ=DAILY" in schedule["rrule"] and rrulestr(schedule["rrule"].replace(" RRULE", "\nRRULE"))
+    assert template["extra_vars"]["billing_sync_cloud_calls_per_minute"] < 10
+
+    # Run them: the pull playbook and the cron command (local inventory and vault substitutes) on a simulated host.
+    fleet = sim_fleet([{"name": "bw-daily"}], preconfigured=True)
+    pulled_run = run_playbook(LICENSE_SYNC / "license_sync.yml", fleet.inventory, extra_vars={"billing_sync_license_sync_force": True})
+    pulled_run.assert_ok()
+    assert any("bw-daily: synced (forced)" in event["result"].get("msg", "") for event in pulled_run.events if event["event"] == "task")
+    command = [str(BIN / "ansible-playbook") if arg == "ansible-playbook" else arg for arg in playbook_command]
+    command = [arg for arg in command if arg not in ("--vault-password-file", "/etc/ansible/bitwarden-vault-pass")]
+    command[command.index("-i") + 1] = str(fleet.inventory)
+    proc = run(command, REPO)
+    assert proc.returncode == 0 and "bw-daily: not due (last sync" in proc.stdout, proc.stdout + proc.stderr
+    assert_no_secrets(proc.stdout + pulled_run.output, secrets_of(fleet, "bw-daily"))

@@ -22,7 +22,8 @@ def test_full_state(fleet):
                           "installation_id", "credentials", "billing_sync_token", "connection", "devices", "counters", "restarts"}
     assert set(state["credentials"]) == {"owner", "admin", "organization"}
     assert state["credentials"]["organization"]["client_id"] == f"organization.{state['organization_id']}"
-    assert set(state["counters"]) == {"requests", "by_route", "cloud_calls", "token_requests", "writes", "devices_registered"}
+    assert set(state["counters"]) == {"requests", "by_route", "cloud_calls", "cloud_rate_limited", "token_requests", "writes",
+                                      "devices_registered"}
     assert state["organization_id"] != state["cloud_organization_id"]
     assert state["settings"]["installationId"] == state["installation_id"]
 

@@ -38,6 +38,15 @@ class SimClient:
         """Generate a new token in the instance's cloud organization (the old one stops working); returns it."""
         return self._call("POST", f"/_sim/instances/{name}/rotate-billing-sync-token", {})["billing_sync_token"]
 
+    def clouds(self):
+        """Per region: the rate limiter's counts (`rate_limits`: requests, rate_limited, by_egress)."""
+        return self._call("GET", "/_sim/clouds")
+
+    def renew_subscription(self, name, days=365, seats=None):
+        """The customer renewed in the cloud: the organization's paid period ends `days` later (new license dates)."""
+        body = {"days": days} if seats is None else {"days": days, "seats": seats}
+        return self._call("POST", f"/_sim/instances/{name}/renew-subscription", body)
+
     def run_job(self, name, job="SelfHostedSponsorshipSyncJob"):
         """Fire a scheduled api job now, as its Quartz trigger would (fails when the job is not registered)."""
         return self._call("POST", f"/_sim/instances/{name}/run-job", {"job": job})

@@ -5,10 +5,13 @@ unreachable. Nothing here opens a socket.
 """
 
 import base64
+import collections
 import datetime
 import json
+import math
 import secrets
 import threading
+import time
 import urllib.parse
 import uuid
 
@@ -18,9 +21,20 @@ HOSTS = {
     "identity.bitwarden.eu": ("EU", "identity"),
     "api.bitwarden.eu": ("EU", "api"),
 }
-REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 500: "Internal Server Error"}
+REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests",
+           500: "Internal Server Error"}
 GRACE_PERIOD_DAYS = 60
-STATUS_NAMES = {200: "OK", 400: "BadRequest", 401: "Unauthorized", 404: "NotFound", 500: "InternalServerError"}
+STATUS_NAMES = {200: "OK", 400: "BadRequest", 401: "Unauthorized", 404: "NotFound", 429: "TooManyRequests",
+                500: "InternalServerError"}
+
+# IpRateLimitOptions.GeneralRules of the cloud's services, per client IP (server src/Identity/appsettings.json and
+# src/Api/appsettings.json; production may differ): (method or "*", path or "*", period seconds, period text, limit).
+# Only the rules that match a route the clouds serve are listed.
+RATE_RULES = {
+    "identity": (("*", "*", 60, "1m", 60), ("*", "*", 1, "1s", 5), ("POST", "/connect/token", 60, "1m", 10)),
+    "api": (("POST", "*", 60, "1m", 60), ("POST", "*", 1, "1s", 5), ("GET", "*", 60, "1m", 200),
+            ("GET", "/alive", 60, "1m", 5)),
+}
 
 
 class Unreachable(Exception):
@@ -32,9 +46,10 @@ class Unreachable(Exception):
 
 
 class CloudResponse:
-    def __init__(self, status, body=None):
+    def __init__(self, status, body=None, headers=None):
         self.status = status
         self.body = body
+        self.headers = headers or {}
 
     @property
     def status_name(self):
@@ -45,6 +60,56 @@ class CloudResponse:
         return REASONS.get(self.status, "")
 
 
+class RateLimiter:
+    """AspNetCoreRateLimit's IP rate limiting as the cloud configures it (CustomIpRateLimitMiddleware).
+
+    Every matching rule counts, in a sliding window: stricter than the library's fixed windows (a burst across a
+    window boundary is refused here), so a pace that passes here passes there. A refused request does not count
+    (StackBlockedRequests false). The answer is 429 with Retry-After and the ErrorResponseModel JSON
+    "Slow down! Too many requests. Try again in {rule.Period}.".
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._hits = collections.defaultdict(collections.deque)  # (egress, service, rule) -> monotonic times
+        self.requests = collections.Counter()  # egress -> requests that reached the limiter
+        self.limited = collections.Counter()   # egress -> 429s answered
+
+    def admit(self, service, method, path, egress):
+        """None when the request may pass (it is counted), else the 429 CloudResponse."""
+        rules = [rule for rule in RATE_RULES[service]
+                 if rule[0] in ("*", method.upper()) and rule[1] in ("*", path.rstrip("/").lower() or "/")]
+        now = time.monotonic()
+        with self._lock:
+            self.requests[egress] += 1
+            blocked = None
+            for rule in rules:
+                hits = self._hits[(egress, service, rule)]
+                while hits and hits[0] <= now - rule[2]:
+                    hits.popleft()
+                if len(hits) >= rule[4]:
+                    wait = hits[0] + rule[2] - now
+                    if blocked is None or wait > blocked[0]:
+                        blocked = (wait, rule)
+            if blocked is not None:
+                self.limited[egress] += 1
+                wait, rule = blocked
+                return CloudResponse(429, {"message": f"Slow down! Too many requests. Try again in {rule[3]}.",
+                                           "validationErrors": None, "exceptionMessage": None,
+                                           "exceptionStackTrace": None, "innerExceptionMessage": None,
+                                           "object": "error"},
+                                     {"Retry-After": str(max(1, math.ceil(wait)))})
+            for rule in rules:
+                self._hits[(egress, service, rule)].append(now)
+        return None
+
+    def snapshot(self):
+        with self._lock:
+            return {"requests": sum(self.requests.values()), "rate_limited": sum(self.limited.values()),
+                    "by_egress": {egress: {"requests": self.requests[egress], "rate_limited": self.limited[egress]}
+                                  for egress in sorted(self.requests)}}
+
+
 class Cloud:
     """One region: its installations, its organizations, and the tokens its identity server issued."""
 
@@ -52,6 +117,7 @@ class Cloud:
         self.region = region
         self.installations = {}
         self.organizations = {}
+        self.rate_limiter = RateLimiter()
         self._tokens = {}
         self._lock = threading.Lock()
 
@@ -59,8 +125,9 @@ class Cloud:
         self.installations[installation_id] = {"key": key, "enabled": True}
 
     def add_organization(self, org_id, license_key, billing_sync_key, name, subscription_days=365):
+        period_end = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0) + datetime.timedelta(days=subscription_days)
         self.organizations[org_id] = {"license_key": license_key, "billing_sync_key": billing_sync_key, "name": name,
-                                      "subscription_days": subscription_days, "subscription": "active", "deleted": False}
+                                      "period_end": period_end, "seats": 50, "subscription": "active", "deleted": False}
 
     def _organization(self, org_id):
         org = self.organizations.get(str(org_id).lower())
@@ -77,6 +144,16 @@ class Cloud:
         if org["billing_sync_key"] is None:
             return CloudResponse(500, {"message": "An unhandled server error has occurred."})
         return key == org["billing_sync_key"]
+
+    def renew(self, org_id, days, seats=None):
+        """The customer paid for another period: the subscription ends `days` later; a license generated from now on
+        carries the new dates (and seats). Self-hosted servers see it only when their license is synced."""
+        with self._lock:
+            org = self.organizations[org_id]
+            org["period_end"] += datetime.timedelta(days=days)
+            if seats is not None:
+                org["seats"] = int(seats)
+            return {"period_end": org["period_end"].isoformat().replace("+00:00", "Z"), "seats": org["seats"]}
 
     def token(self, form):
         """POST /connect/token with client_credentials for installation.<id>."""
@@ -163,7 +240,7 @@ def license_document(cloud_org_id, org, installation_id):
     src/Core/Billing/Licenses/Extensions/LicenseExtensions.cs, Constants.OrganizationSelfHostSubscriptionGracePeriodDays).
     """
     now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
-    period_end = now + datetime.timedelta(days=org.get("subscription_days", 365))
+    period_end = org["period_end"]
     expires = period_end + datetime.timedelta(days=GRACE_PERIOD_DAYS)
     return {
         "licenseKey": org["license_key"],
@@ -175,7 +252,7 @@ def license_document(cloud_org_id, org, installation_id):
         "enabled": True,
         "plan": "Enterprise (Annually)",
         "planType": 20,
-        "seats": 50,
+        "seats": org["seats"],
         "maxCollections": None,
         "usePolicies": True,
         "useSso": True,

@@ -6,6 +6,9 @@ API (`GET /alive`, `GET /licenses/organization/{id}`), as `BaseIdentityClientSer
 (`cloud_endpoint_fault`): a TLS port whose certificate the fleet CA signed, a TLS port with a self-signed
 certificate (TLS failure), and a port that is bound but never listens (connection refused). The DNS fault is a
 `.invalid` host name (RFC 6761: never resolves).
+
+Every request the hosts send comes from 127.0.0.1, so the port stands for the client's address: each egress (fleet
+key `egress`) has its own trusted port per region and service, and the cloud's per-IP rate limits count per port.
 """
 
 import urllib.parse
@@ -23,15 +26,17 @@ def _form(request):
 
 def _reply(cloud_response):
     if cloud_response.body is None:
-        return Response(cloud_response.status)
-    return json_response(cloud_response.status, cloud_response.body)
+        return Response(cloud_response.status, headers=cloud_response.headers.items())
+    return json_response(cloud_response.status, cloud_response.body, cloud_response.headers.items())
 
 
 class CloudApp:
     """One service of one region's cloud over HTTP."""
 
-    def __init__(self, cloud, service):
+    def __init__(self, cloud, service, egress):
         self.cloud = cloud
+        self.service = service
+        self.egress = egress
         routes = [Route("GET", "/alive", self.alive)]
         if service == "identity":
             routes.append(Route("POST", "/connect/token", self.token))
@@ -40,6 +45,9 @@ class CloudApp:
         self.router = Router(routes)
 
     def __call__(self, request):
+        limited = self.cloud.rate_limiter.admit(self.service, request.method, request.path, self.egress)
+        if limited is not None:
+            return _reply(limited)
         route, params = self.router.resolve(request.method, request.path, (9999, 0, 0))
         if route is None:
             return Response(405 if params == "405" else 404)
@@ -63,27 +71,31 @@ class CloudApp:
 
 
 class CloudPorts:
-    """Listeners for every region and service; `base_uri(region, service, fault)` is what an inventory points at."""
+    """Listeners for every region and service; `base_uri(region, service, fault, egress)` is what an inventory points at."""
 
-    def __init__(self, acceptor, clouds, trusted_context, untrusted_context):
+    def __init__(self, acceptor, clouds, trusted_context, untrusted_context, egresses):
         self.ports = {}
         self._listeners = []
         for region, cloud in clouds.regions.items():
             for service in SERVICES:
-                app = CloudApp(cloud, service)
-                trusted = Listener(acceptor, app, trusted_context)
+                ports = self.ports[(region, service)] = {"ok": {}}
+                for egress in sorted(set(egresses)):
+                    trusted = Listener(acceptor, CloudApp(cloud, service, egress), trusted_context)
+                    trusted.start()
+                    self._listeners.append(trusted)
+                    ports["ok"][egress] = trusted.port
+                app = CloudApp(cloud, service, "(untrusted)")
                 untrusted = Listener(acceptor, app, untrusted_context)
                 refused = Listener(acceptor, app, trusted_context)  # bound, never listening: connection refused
-                trusted.start()
                 untrusted.start()
-                self._listeners += [trusted, untrusted, refused]
-                self.ports[(region, service)] = {"ok": trusted.port, "tls": untrusted.port, "refused": refused.port}
+                self._listeners += [untrusted, refused]
+                ports.update(tls=untrusted.port, refused=refused.port)
 
-    def base_uri(self, region, service, fault=None):
+    def base_uri(self, region, service, fault, egress):
         ports = self.ports[(region, service)]
         if fault == "dns":
-            return f"https://{service}.{region.lower()}.bwsim.invalid:{ports['ok']}"
-        return f"https://127.0.0.1:{ports.get(fault, ports['ok'])}"
+            return f"https://{service}.{region.lower()}.bwsim.invalid:{ports['ok'][egress]}"
+        return f"https://127.0.0.1:{ports[fault] if fault in ('tls', 'refused') else ports['ok'][egress]}"
 
     def close(self):
         for listener in self._listeners:

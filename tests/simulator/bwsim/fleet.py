@@ -24,6 +24,9 @@ DEFAULTS = {
     "faults": {},
     "cloud_endpoint_fault": None,
     "compose_file": "docker-compose.yml",  # Lite: the name of its compose file (any name docker compose looks for)
+    # The public address the instance's cloud calls leave from; the clouds' per-IP rate limits count per egress.
+    # null: its own. Give many instances one name to put them behind one NAT.
+    "egress": None,
 }
 # Fleet-level keys (top level of the fleet file) and their defaults.
 FLEET_OPTIONS = {"serve_clouds": True}
@@ -135,6 +138,9 @@ def _instance_spec(raw, defaults):
         spec[key] = int(spec[key])
     if spec["sponsorships"] < 0:
         raise FleetError(f"{name}: sponsorships must be 0 or more")
+    if spec["egress"] is not None and not NAME_RE.match(str(spec["egress"])):
+        raise FleetError(f"{name}: egress must be a name like nat-1, got {spec['egress']!r}")
+    spec["egress"] = None if spec["egress"] is None else str(spec["egress"])
     spec["faults"] = normalize_faults(spec["faults"])
     if spec["cloud_endpoint_fault"] not in CLOUD_ENDPOINT_FAULTS:
         raise FleetError(f"{name}: cloud_endpoint_fault must be one of {CLOUD_ENDPOINT_FAULTS}")

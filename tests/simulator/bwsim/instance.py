@@ -54,7 +54,8 @@ class Counters:
 
     def reset(self):
         with self._lock:
-            self.values = {"requests": 0, "by_route": {}, "cloud_calls": 0, "token_requests": 0, "writes": 0, "devices_registered": 0}
+            self.values = {"requests": 0, "by_route": {}, "cloud_calls": 0, "cloud_rate_limited": 0, "token_requests": 0, "writes": 0,
+                           "devices_registered": 0}
 
     def bump(self, name, amount=1):
         with self._lock:
@@ -128,6 +129,8 @@ class Instance(ComposeProject):  # pylint: disable=too-many-instance-attributes,
         self.org_api_key = envfile.random_string(30)
         self.inventory_token = envfile.random_string(30)
         self.cloud = sim.clouds.regions[spec["region"]]
+        # The public address the instance's cloud calls leave from (the cloud's rate limits count per client IP).
+        self.egress = spec["egress"] or self.name
         self.cloud.add_installation(self.installation_id, self.installation_key)
         self.cloud.add_organization(self.cloud_organization_id, self.license_key, self.inventory_token, self.organization_name,
                                     spec["subscription_days"])
@@ -137,6 +140,7 @@ class Instance(ComposeProject):  # pylint: disable=too-many-instance-attributes,
         first_license = pascal_case(license_document(self.cloud_organization_id, self.cloud.organizations[self.cloud_organization_id],
                                                      self.installation_id))
         self.organization_expiration = first_license["Expires"]
+        self.organization_plan = {key: first_license[key] for key in ("Seats", "Plan", "PlanType")}
         org_license = first_license if spec["license"] else None
         self.host_bin = os.path.join(sim.directory, "hosts", self.name, "bin")
         self.docker_command = layout.lay_out_host_bin(self.host_bin, sim.docker_path, self.faults["compose_v1"])
@@ -485,6 +489,7 @@ class Instance(ComposeProject):  # pylint: disable=too-many-instance-attributes,
             json.dump(pascal, handle, indent=2)
         with self.lock:
             self.organization_expiration = pascal.get("Expires")
+            self.organization_plan = {key: pascal.get(key) for key in ("Seats", "Plan", "PlanType")}  # Organization.UpdateFromLicense
 
     def read_license(self, org_id):
         """LicensingService.ReadOrganizationLicenseAsync: None without a file; JsonSerializer defaults (case-sensitive)."""
@@ -562,9 +567,9 @@ class Instance(ComposeProject):  # pylint: disable=too-many-instance-attributes,
             cloud, service = self._resolve(sync_url)
             if service != "api":
                 return failed
-            result = cloud.sponsorship_sync(token, {"billingSyncKey": config.get("BillingSyncKey"),
-                                                    "sponsoringOrganizationCloudId": config.get("CloudOrganizationId"),
-                                                    "sponsorshipsBatch": [{} for dummy in range(self.sponsorships)]})
+            result = self._rate_limited(cloud, "api", "POST", "/organization/sponsorship/sync") or cloud.sponsorship_sync(
+                token, {"billingSyncKey": config.get("BillingSyncKey"), "sponsoringOrganizationCloudId": config.get("CloudOrganizationId"),
+                        "sponsorshipsBatch": [{} for dummy in range(self.sponsorships)]})
         except Unreachable as exc:
             self.api_log.error(apilog.SEND_FAILED, (sync_url,), request_id,
                                f"System.Net.Http.HttpRequestException: {exc}\n{UNREACHABLE_TRACE}")
@@ -597,10 +602,11 @@ class Instance(ComposeProject):  # pylint: disable=too-many-instance-attributes,
         self.counters.bump("cloud_calls")
         try:
             cloud, service = self._resolve(license_url)
-            if service == "api" and urllib.parse.urlsplit(license_url).path.startswith("/licenses/organization/"):
+            path = urllib.parse.urlsplit(license_url).path
+            result = self._rate_limited(cloud, service, "GET", path)
+            if result is None and service == "api" and path.startswith("/licenses/organization/"):
                 result = cloud.organization_license(token, cloud_org_id, {"licenseKey": self.license_key, "billingSyncKey": billing_sync_key})
-            else:
-                result = CloudResponse(404)
+            result = result or CloudResponse(404)
         except Unreachable as exc:
             log.error(apilog.SEND_FAILED, (license_url,), request_id,
                       f"System.Net.Http.HttpRequestException: {exc}\n{UNREACHABLE_TRACE}")
@@ -634,11 +640,12 @@ class Instance(ComposeProject):  # pylint: disable=too-many-instance-attributes,
             return None
         try:
             cloud, service = self._resolve(token_url)
-            if service == "identity" and urllib.parse.urlsplit(token_url).path == "/connect/token":
+            path = urllib.parse.urlsplit(token_url).path
+            response = self._rate_limited(cloud, service, "POST", path)
+            if response is None and service == "identity" and path == "/connect/token":
                 response = cloud.token({"grant_type": "client_credentials", "scope": scope, "client_id": client_id,
                                         "client_secret": settings["installationKey"]})
-            else:
-                response = CloudResponse(404)
+            response = response or CloudResponse(404)
         except Unreachable as exc:
             log.error(apilog.AUTH_FAILED, (), request_id, f"System.Net.Http.HttpRequestException: {exc}\n{UNREACHABLE_TRACE}")
         if response is None:
@@ -650,6 +657,13 @@ class Instance(ComposeProject):  # pylint: disable=too-many-instance-attributes,
             log.no_token(method, target_url, request_id)
             return None
         return response.body["access_token"]
+
+    def _rate_limited(self, cloud, service, method, path):
+        """The cloud's per-IP limit, counted for this instance's egress address: None, or the 429 it answers."""
+        response = cloud.rate_limiter.admit(service, method, path, self.egress)
+        if response is not None:
+            self.counters.bump("cloud_rate_limited")
+        return response
 
     def _resolve(self, url):
         # The host's egress faults of the served clouds block the server's own cloud calls as well.
@@ -738,6 +752,7 @@ class Instance(ComposeProject):  # pylint: disable=too-many-instance-attributes,
                 "organization_id": self.organization_id,
                 "cloud_organization_id": self.cloud_organization_id,
                 "installation_id": self.installation_id,
+                "egress": self.egress,
                 "credentials": self.credentials(),
                 "billing_sync_token": self.cloud.organizations[self.cloud_organization_id]["billing_sync_key"],
                 "inventory_billing_sync_token": self.inventory_token,

@@ -29,6 +29,9 @@ def host_vars(instance, ca_path, cloud_ports=None):
         "billing_sync_token": instance.inventory_token,
         # the simulator's docker stand-in in the host's own bin dir (a real host has docker on PATH)
         "billing_sync_docker_command": instance.docker_command,
+        # the address its cloud calls leave from (fleet key egress), and this fleet's own cloud call budgets
+        "billing_sync_egress": instance.egress,
+        "billing_sync_pace_dir": os.path.join(os.path.dirname(ca_path), "pace"),
     }
     if instance.spec["tls"]:
         values["billing_sync_ca_path"] = ca_path
@@ -38,7 +41,7 @@ def host_vars(instance, ca_path, cloud_ports=None):
         # The test-only endpoint override of the cloud preflight: the served clouds instead of the region's hosts, both
         # regions, so that the region the run asks for picks its cloud as DNS would (the host's egress faults hit both).
         values["billing_sync_preflight_endpoints"] = {
-            cloud: {service: cloud_ports.base_uri(cloud, service, None if fault == "wrong_region" else fault)
+            cloud: {service: cloud_ports.base_uri(cloud, service, None if fault == "wrong_region" else fault, instance.egress)
                     for service in ("identity", "api")} for cloud in ("US", "EU")}
         values["billing_sync_preflight_ca_path"] = ca_path
     return values

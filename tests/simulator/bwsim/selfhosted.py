@@ -16,6 +16,8 @@ from .identity import dotnet_datetime, utc_now_json
 ZERO_GUID = "00000000-0000-0000-0000-000000000000"
 CONNECTION_TYPES = {1: "CloudBillingSync", 2: "Scim"}
 GUID_D_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+# PlanType -> ProductTier (src/Core/Billing/Enums/PlanType.cs, GetProductTier) for the plans the simulated clouds sell.
+PRODUCT_TIERS = {19: 3, 20: 3, 17: 2, 18: 2}
 DATETIME_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:T(\d{2}:\d{2}(?::\d{2})?)(?:\.(\d{1,7}))?)?(Z|[+-]\d{2}:\d{2})?$")
 GRACE_PERIOD_DAYS = 60  # Constants.OrganizationSelfHostSubscriptionGracePeriodDays
 GENERIC_SYNC_ERROR = "An error has occurred. Check your internet connection and ensure the billing token is correct."
@@ -305,8 +307,12 @@ class SelfHostedApi:
             raise not_found()
         with inst.lock:
             expiration = inst.organization_expiration
+            plan = dict(inst.organization_plan)
+        # OrganizationResponseModel: the organization row's Seats, PlanType and PlanResponseModel(organization).
         body = {"object": "organizationSubscription", "id": org_id, "name": inst.organization_name,
-                "seats": 50, "maxStorageGb": 1, "storageName": None, "storageGb": 0, "subscription": None,
+                "planType": plan["PlanType"], "plan": {"object": "plan", "type": plan["PlanType"],
+                                                       "productTier": PRODUCT_TIERS.get(plan["PlanType"], 0), "name": plan["Plan"]},
+                "seats": plan["Seats"], "maxStorageGb": 1, "storageName": None, "storageGb": 0, "subscription": None,
                 "upcomingInvoice": None, "customerDiscount": None, "expiration": normalized_datetime(expiration)}
         if inst.version < (2023, 5, 0):
             return json_response(200, body)  # before the license branch: the organization row's ExpirationDate only

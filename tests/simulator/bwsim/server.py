@@ -46,7 +46,8 @@ class Simulator:
             self.ssl_context = tlsutil.server_context(tlsutil.make_certificates(self.directory))
             if options["serve_clouds"]:
                 untrusted = tlsutil.server_context(tlsutil.make_untrusted_certificate(self.directory))
-                self.cloud_ports = CloudPorts(self.acceptor, self.clouds, self.ssl_context, untrusted)
+                self.cloud_ports = CloudPorts(self.acceptor, self.clouds, self.ssl_context, untrusted,
+                                              [spec["egress"] or spec["name"] for spec in specs])
         self.control = Listener(self.acceptor, self.handle_control)
         self.control_url = f"http://127.0.0.1:{self.control.port}"
         self.docker = DockerHost(self.stopping)
@@ -79,6 +80,8 @@ class Simulator:
                                              dict(body.get("env") or {}), str(body.get("user") or ""),
                                              str(body.get("program") or "docker"))
             return json_response(200, {"stdout": out, "stderr": err, "exit_code": code})
+        if path == "/_sim/clouds" and request.method == "GET":
+            return json_response(200, {region: {"rate_limits": cloud.rate_limiter.snapshot()} for region, cloud in self.clouds.regions.items()})
         if path == "/_sim/shutdown" and request.method == "POST":
             self.stopping.set()
             return json_response(200, {"stopping": True})
@@ -99,6 +102,11 @@ class Simulator:
             if action == "rotate-billing-sync-token" and request.method == "POST":
                 self.log(f"{inst.name}: billing sync token rotated in the cloud")
                 return json_response(200, {"billing_sync_token": inst.rotate_billing_sync_token()})
+            if action == "renew-subscription" and request.method == "POST":
+                body = request.json() if request.body else {}
+                days = int(body.get("days", 365))
+                self.log(f"{inst.name}: subscription renewed in the cloud for {days} more days")
+                return json_response(200, inst.cloud.renew(inst.cloud_organization_id, days, body.get("seats")))
             if action == "run-job" and request.method == "POST":
                 body = request.json() if request.body else {}
                 self.log(f"{inst.name}: job {body.get('job')} fired")

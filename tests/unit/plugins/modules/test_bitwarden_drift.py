@@ -168,3 +168,24 @@ def test_compose_files_in_compose_order_with_the_first_override(install, fake_se
     (directory / "compose.override.yaml").unlink()
     assert _deployment.compose_files(Module(), str(directory)) == [str(directory / "docker-compose.yml"),
                                                                   str(directory / "docker-compose.override.yaml")]
+
+
+@pytest.mark.parametrize("max_age, due", [(None, False), ("168h", True), ("100000d", False)])
+def test_license_sync_older_than_the_max_age_is_drift(install, fake_server, capsys, max_age, due):
+    """The rule of bitwarden_license_sync max_age: one variable governs the rollout and the license_sync playbook."""
+    converge_file(install)
+    server = fake_server([token_call(), get_enabled(), get_connection(last_sync=LAST_SYNC)])
+    extra = {} if max_age is None else {"license_sync_max_age": max_age}
+    failed, result, dummy = run_module(module.main, args(install, **extra), capsys)
+    server.done()
+    assert not failed and result["license_sync_due"] is due and not result["first_sync_due"]
+    assert result["converged"] is not due
+    if due:
+        assert result["drift"] == ["license sync due (last sync %s h ago, older than the max age (168 h))"
+                                   % result["drift"][0].split("last sync ")[1].split(" h")[0]]
+
+
+def test_bad_license_sync_max_age(install, fake_server, capsys):
+    fake_server([])
+    failed, result, dummy = run_module(module.main, args(install, license_sync_max_age="weekly"), capsys)
+    assert failed and "license_sync_max_age 'weekly' is neither seconds nor a duration" in result["msg"]
