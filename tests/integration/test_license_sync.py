@@ -99,7 +99,8 @@ def test_fleet_behind_one_egress_is_paced_under_the_limits(sim_fleet):
     assert failures
     for event in failures:
         message = event["result"]["msg"]
-        assert "rate-limited this server (the token request to identity, HTTP 429 Too Many Requests)" in message, message
+        assert "the cloud is rate limiting this server's address" in message and "TooManyRequests" in message, message
+        assert "this is not a wrong key or region" in message
         assert "rejected" not in message and "region mismatch" not in message
     assert_no_secrets(unpaced.output, fleet_secrets(fleet))
 

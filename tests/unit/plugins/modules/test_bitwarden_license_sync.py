@@ -290,7 +290,7 @@ def test_rate_limited_sync_is_waited_out_and_retried(fake_server, capsys, tmp_pa
     server.done()
     assert not failed and result["synced"] and result["rate_limited"] == 1
     assert server.sleeps == [60]
-    assert "rate-limited" in output and "HTTP 429" in output
+    assert "rate-limited this license sync (HTTP 429); waiting 60 s" in output
 
 
 def test_rate_limited_past_the_deadline_names_the_rate_limit_not_the_key(fake_server, capsys, tmp_path):
@@ -304,5 +304,6 @@ def test_rate_limited_past_the_deadline_names_the_rate_limit_not_the_key(fake_se
     failed, result, dummy = run_module(module.main, dict(ARGS, force=True, bwdata_path=str(tmp_path), rate_limit_deadline=0),
                                        capsys)
     assert failed and result["rate_limited"] == 1
-    assert "rate-limited this server (the token request to identity, HTTP 429" in result["msg"]
-    assert "wrong" not in result["msg"].replace("not a wrong key or region", "")
+    assert "the cloud is rate limiting this server's address" in result["msg"] and "TooManyRequests" in result["msg"]
+    assert "rate-limited 1 time(s) within 0 s" in result["msg"] and "this is not a wrong key or region" in result["msg"]
+    assert "rejected" not in result["msg"] and "mismatch" not in result["msg"]
