@@ -111,7 +111,9 @@ def test_wrong_region_inventory(fleet):
     host = fleet.host_vars("wrong")
     assert fleet.instance("wrong")["region"] == "US"
     assert host["billing_sync_region"] == "EU"
-    assert endpoints(fleet, "wrong") == endpoints(fleet, "eu")
+    # The EU cloud, on the ports of this host's own egress (fleet key egress): it issues the EU installation's token.
+    assert endpoints(fleet, "wrong") != endpoints(fleet, "eu")
+    assert token(fleet, "eu", endpoints(fleet, "wrong")["identity"]).status_code == 200
     inventory = yaml.safe_load((fleet.dir / "inventory.yml").read_text(encoding="utf-8"))
     assert "wrong" in inventory["all"]["children"]["bitwarden"]["children"]["bitwarden_eu"]["hosts"]
     assert token(fleet, "wrong", endpoints(fleet, "wrong")["identity"]).json() == {"error": "invalid_client"}
