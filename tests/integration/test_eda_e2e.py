@@ -127,16 +127,40 @@ def drift_fixed(before, after):
     return after["cloud_communication"] and after["restarts"] == before["restarts"] + 1
 
 
+LICENSE_SYNC_ROUTE = "POST /api/organizations/licenses/self-hosted/{id}/sync"
+
+
+def renewed_in_cloud(fleet, name):
+    """The customer renewed in the cloud; the server still holds the license whose paid period ends in 20 days (last
+    synced 30 hours ago: within the expiry window the license sync runs at most daily)."""
+    fleet.client.renew_subscription(name, days=365)
+
+
+def license_fixed(before, after):
+    """The server synced once and now holds the renewed license."""
+    synced = after["counters"]["by_route"].get(LICENSE_SYNC_ROUTE, 0) - before["counters"]["by_route"].get(LICENSE_SYNC_ROUTE, 0)
+    return synced == 1 and after["license_expires"] > before["license_expires"]
+
+
 # Each scenario: the alert, the fleet (bw-1 gets broken, bw-2 must stay untouched), how bw-1 gets broken, and what
 # the simulator shows once the playbook fixed it.
 SCENARIOS = {
     "drift": {"alert": "BitwardenBillingSyncDrift", "instances": [{"name": "bw-1"}, {"name": "bw-2"}],
               "break": drift, "fixed": drift_fixed},
+    "license": {"alert": "BitwardenLicenseExpiresSoon",
+                "instances": [{"name": "bw-1", "subscription_days": 20, "synced_hours_ago": 30}, {"name": "bw-2"}],
+                "break": renewed_in_cloud, "fixed": license_fixed},
 }
 
 
 def state(fleet):
-    return {name: fleet.instance(name) for name in fleet.names}
+    """Each instance's simulator state, with the expiry of the license file the server holds."""
+    found = {}
+    for name in fleet.names:
+        found[name] = fleet.instance(name)
+        licenses = list((fleet.install_dir(name) / "bwdata" / "core" / "licenses" / "organization").glob("*.json"))
+        found[name]["license_expires"] = json.loads(licenses[0].read_text(encoding="utf-8"))["Expires"] if licenses else None
+    return found
 
 
 def self_heal(tmp_path, sim_fleet, rulebook_path, scenario):

@@ -1,5 +1,7 @@
 """Control API, counters, the Python client, and what bwsim.log must not contain."""
 
+import datetime
+
 import pytest
 import requests
 
@@ -88,3 +90,11 @@ def test_preconfigured_instance_is_what_an_owner_left_after_the_four_manual_step
     assert config["BillingSyncKey"] == state["billing_sync_token"] and config["LastLicenseSync"]
     env_text = (fleet.install_dir("p1") / "bwdata/env/global.override.env").read_text()
     assert "globalSettings__installation__apiUri=https://api.bitwarden.eu\n" in env_text
+
+
+def test_preconfigured_license_sync_can_be_hours_old(module_fleet):
+    """`synced_hours_ago`: the owner's one license sync happened that long before `bwsim up`."""
+    fleet = module_fleet([{"name": "p2", "preconfigured": True, "synced_hours_ago": 30}, {"name": "p3", "preconfigured": True}])
+    synced = {name: datetime.datetime.fromisoformat(fleet.instance(name)["connection"]["config"]["LastLicenseSync"][:19])
+              for name in ("p2", "p3")}
+    assert datetime.timedelta(hours=29) < synced["p3"] - synced["p2"] < datetime.timedelta(hours=31)

@@ -18,6 +18,7 @@ DEFAULTS = {
     "push_notifications": True,
     "license": True,
     "preconfigured": False,
+    "synced_hours_ago": 0,     # preconfigured: the owner's license sync was this many hours before `bwsim up`
     "deployment": "standard",
     "subscription_days": 365,  # days until the cloud organization's paid period ends (license expiry without grace)
     "sponsorships": 0,         # Families sponsorships offered locally (the sponsorship sync job only calls with some)
@@ -134,10 +135,12 @@ def _instance_spec(raw, defaults):
         spec[key] = bool(spec[key])
     for key in ("restart_delay", "warmup", "error_delay"):
         spec[key] = float(spec[key])
-    for key in ("subscription_days", "sponsorships"):
+    for key in ("subscription_days", "sponsorships", "synced_hours_ago"):
         spec[key] = int(spec[key])
     if spec["sponsorships"] < 0:
         raise FleetError(f"{name}: sponsorships must be 0 or more")
+    if spec["synced_hours_ago"] < 0:
+        raise FleetError(f"{name}: synced_hours_ago must be 0 or more")
     if spec["egress"] is not None and not NAME_RE.match(str(spec["egress"])):
         raise FleetError(f"{name}: egress must be a name like nat-1, got {spec['egress']!r}")
     spec["egress"] = None if spec["egress"] is None else str(spec["egress"])

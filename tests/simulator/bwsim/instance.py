@@ -167,7 +167,7 @@ class Instance(ComposeProject):  # pylint: disable=too-many-instance-attributes,
             # An owner already did the four steps by hand: token saved, license synced once.
             self.store_connection(None, 1, self.organization_id, True, {
                 "BillingSyncKey": self.inventory_token, "CloudOrganizationId": self.cloud_organization_id,
-                "LastLicenseSync": dotnet_datetime(time.time_ns(), "+00:00")})
+                "LastLicenseSync": dotnet_datetime(time.time_ns() - spec["synced_hours_ago"] * 3600 * 10 ** 9, "+00:00")})
         self.sponsorships = spec["sponsorships"]
         self.sponsorship_job_due = None  # epoch seconds of the next scheduled run; None: not registered
         self.api = SelfHostedApi(self)
