@@ -404,6 +404,7 @@ def module_example_substitutions(fleet, name, tmp_path):
         "dest: /tmp/report.md": "dest: %s/report.md" % tmp_path,
         "/srv/bitwarden-lite": str(fleet.install_dir(name + "-lite")),
         "dest: /var/lib/node_exporter/textfile_collector/": "dest: %s/" % tmp_path,
+        "path: /srv/reports/": "path: %s/" % tmp_path,
     }
 
 
@@ -411,7 +412,7 @@ def module_example_substitutions(fleet, name, tmp_path):
 RUNNABLE = ("modules/bitwarden_lock", "modules/bitwarden_drift", "modules/bitwarden_preflight", "modules/bitwarden_restart_check",
             "modules/bitwarden_cloud_comm", "modules/bitwarden_wait_for_server", "modules/bitwarden_sync_info",
             "modules/bitwarden_license_sync", "modules/bitwarden_billing_sync_token", "filter/fleet_report", "filter/prometheus_metrics",
-            "modules/print_text", "filter/unknown_variables")
+            "modules/print_text", "filter/unknown_variables", "filter/mask_secrets", "filter/fleet_merge")
 
 
 def answer_root_prompt(task):
@@ -439,6 +440,10 @@ def test_module_examples_run_against_the_simulator(sim_fleet, tmp_path):
         "bitwarden_billing_sync_token": host["billing_sync_token"],
         "rows": [{"host": name, "version": "2026.8.0", "region": "EU", "cloud_communication": True,
                   "billing_sync": "enabled", "last_license_sync": None, "drift": ["never synced"], "error": None}],
+        # mask_secrets: a failed restart's stderr that quotes both secrets.
+        "restart": {"stderr": "Error: invalid value %s / %s" % (host["billing_sync_client_secret"], host["billing_sync_token"])},
+        "client_secret": host["billing_sync_client_secret"],
+        "billing_sync_token": host["billing_sync_token"],
         # As root here; become to root works with su and no password.
         "ansible_become_method": "ansible.builtin.su",
     }
@@ -485,6 +490,7 @@ def test_module_examples_run_against_the_simulator(sim_fleet, tmp_path):
     os.remove(tmp_path / "report.md")
     assert "selfhost_bitwarden_drift{" in (tmp_path / "selfhost_bitwarden.prom").read_text()
     os.remove(tmp_path / "selfhost_bitwarden.prom")
+    assert [row["host"] for row in json.loads((tmp_path / "billing-sync-report.json").read_text())] == [name]  # fleet_merge
 
 
 # -- troubleshooting covers every message ------------------------------------------------------------------------
