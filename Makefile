@@ -88,12 +88,13 @@ $(COLLECTION_LINK):
 collection: $(STAMP) $(COLLECTION_LINK)
 
 # The version matrix (sanity and units on each entry) runs beside the other suites: the two overlap their waits.
+# The suites go on after a failure (-k), so one CI run lists every failing suite.
 test: collection system-packages
 	$(MAKE) --no-print-directory -j 2 --output-sync=recurse matrix test-suites
 	@echo "== make test: all suites passed"
 
 test-suites:
-	$(MAKE) --no-print-directory -j 1 lint simulator integration reliability molecule docs build
+	$(MAKE) --no-print-directory -k -j 1 lint simulator integration reliability molecule docs build
 
 # Version matrix: the oldest and the newest supported ansible-core (CORE/PYTHON, Python from pyenv), each in its own
 # venv under .cache/matrix: ansible-test sanity, the unit tests and the role's converge and idempotent re-run

@@ -258,8 +258,8 @@ def render_license(rows):
              "| N | wall, s | the pace's own bound (N−1)·60/%d, s | lower bound the limits allow (⌈N/%d⌉−1)·60, s | synced | 429s |"
              % (DEFAULT_PACE, TOKEN_LIMIT), "|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
-        lines.append("| %d | %.0f | %.0f | %.0f | %d | %d |" % (row["size"], row["wall"], row["pace_bound"], row["limit_bound"],
-                                                              row["synced"], row["rate_limited"]))
+        values = (row["size"], row["wall"], row["pace_bound"], row["limit_bound"], row["synced"], row["rate_limited"])
+        lines.append("| %d | %.0f | %.0f | %.0f | %d | %d |" % values)
     return "\n".join(lines)
 
 

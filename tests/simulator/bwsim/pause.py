@@ -23,7 +23,7 @@ def normalize(rules, error):
         if extra:
             raise error(f"unknown keys in faults.pause entry: {', '.join(sorted(extra))}")
         at = " ".join(str(rule["at"]).split())
-        if at not in ("compose pull", "compose up") and not (at.split(" ")[0].isupper() and " /" in at):
+        if at not in ("compose pull", "compose up") and not (at.split(" ", maxsplit=1)[0].isupper() and " /" in at):
             raise error(f"faults.pause at must be 'compose pull', 'compose up' or 'METHOD /path', got {at!r}")
         normalized.append({"at": at, "gate": str(rule["gate"]), "times": int(rule.get("times", 1))})
     return normalized
@@ -53,7 +53,7 @@ def at_compose(faults, verb, stopping):
 
 def at_request(faults, method, path, stopping):
     def matches(at):
-        want_method, _, prefix = at.partition(" ")
+        want_method, prefix = at.split(" ", 1)
         return want_method == method and path.lower().startswith(prefix.lower())
     rule = _take(faults, matches)
     if rule:

@@ -166,8 +166,8 @@ def test_compose_files_in_compose_order_with_the_first_override(install, fake_se
     assert _deployment.compose_files(Module(), str(directory)) == [str(directory / "compose.yml"), str(directory / "compose.override.yaml")]
     (directory / "compose.yml").unlink()
     (directory / "compose.override.yaml").unlink()
-    assert _deployment.compose_files(Module(), str(directory)) == [str(directory / "docker-compose.yml"),
-                                                                  str(directory / "docker-compose.override.yaml")]
+    expected = [str(directory / "docker-compose.yml"), str(directory / "docker-compose.override.yaml")]
+    assert _deployment.compose_files(Module(), str(directory)) == expected
 
 
 @pytest.mark.parametrize("max_age, due", [(None, False), ("168h", True), ("100000d", False)])

@@ -33,9 +33,9 @@ def sub(days=400, seats=50, plan="Enterprise (Annually)"):
     """GET /api/organizations/{id}/subscription as a self-hosted server answers it (from the license file)."""
     end = datetime.datetime(2027, 1, 1, tzinfo=datetime.timezone.utc) + datetime.timedelta(days=days)
     return Call("GET", SUBSCRIPTION, body={"object": "organizationSubscription", "seats": seats, "planType": 20,
-                                            "plan": {"object": "plan", "type": 20, "name": plan},
-                                            "expiration": iso(end + datetime.timedelta(days=60)),
-                                            "expirationWithoutGracePeriod": iso(end)})
+                                           "plan": {"object": "plan", "type": 20, "name": plan},
+                                           "expiration": iso(end + datetime.timedelta(days=60)),
+                                           "expirationWithoutGracePeriod": iso(end)})
 
 
 def iso(moment):
@@ -207,7 +207,7 @@ def test_a_504_is_not_repeated_and_the_log_says_timed_out(fake_server, capsys, t
 
     server = fake_server([token_call(), get_connection(),
                           sub(), Call("POST", SYNC, status=504, body=NGINX_504, headers={"Content-Type": "text/html"},
-                               effect=api_times_out)])
+                                      effect=api_times_out)])
     failed, result, dummy = run_module(module.main, dict(ARGS, bwdata_path=str(tmp_path)), capsys)
     server.done()
     assert failed and result["msg"].startswith(
@@ -224,9 +224,9 @@ def sub_ending_in(days, seats=50):
     """A subscription whose paid period ends ``days`` from now."""
     end = days_from_now(days)
     return Call("GET", SUBSCRIPTION, body={"object": "organizationSubscription", "seats": seats, "planType": 20,
-                                            "plan": {"object": "plan", "type": 20, "name": "Enterprise (Annually)"},
-                                            "expiration": iso(end + datetime.timedelta(days=60)),
-                                            "expirationWithoutGracePeriod": iso(end)})
+                                           "plan": {"object": "plan", "type": 20, "name": "Enterprise (Annually)"},
+                                           "expiration": iso(end + datetime.timedelta(days=60)),
+                                           "expirationWithoutGracePeriod": iso(end)})
 
 
 @pytest.mark.parametrize("ends_in, syncs", [(10, True), (200, False), (-40, True)])
