@@ -149,3 +149,25 @@ def test_renewal_reaches_the_host_on_the_next_scheduled_run(sim_fleet, tmp_path)
     info = [event["result"] for event in reported.events if event["event"] == "task"
             and event["task"].endswith("Read server and organization state")][0]
     assert info["organization"]["license"]["expiration_without_grace_period"].startswith(renewed["period_end"][:19])
+
+
+def test_a_host_whose_lock_another_run_holds_is_not_synced(sim_fleet):
+    """The rollout's lock: a license sync never runs while another run (a rollout, a remediation) changes the host."""
+    fleet = sim_fleet([{"name": "bw-held"}, {"name": "bw-free"}], preconfigured=True)
+    for name in fleet.names:
+        set_last_license_sync(fleet, name, ago(10))
+    now = datetime.datetime.now(datetime.timezone.utc)
+    lock = fleet.install_dir("bw-held") / "bwdata" / ".selfhost-bitwarden.lock"
+    lock.write_text(json.dumps({"run_id": "someone-else", "holder": "ops laptop", "host": "ops", "pid": 1,
+                                "acquired": now.isoformat(),
+                                "expires": (now + datetime.timedelta(hours=1)).isoformat()}) + "\n", encoding="utf-8")
+    held = lock.read_text(encoding="utf-8")
+    stamps = {name: last_sync(fleet, name) for name in fleet.names}
+    run = run_playbook(LICENSE_SYNC, fleet.inventory, extra_vars={"billing_sync_lock_timeout": 0})
+    assert run.rc != 0
+    assert run.stats["bw-held"]["failures"] == 1 and run.stats["bw-free"]["failures"] == 0, run.output
+    assert last_sync(fleet, "bw-held") == stamps["bw-held"]  # not synced
+    assert fleet.instance("bw-held")["counters"]["cloud_calls"] == 0
+    assert lock.read_text(encoding="utf-8") == held  # the holder's lock is left alone
+    assert last_sync(fleet, "bw-free") != stamps["bw-free"]  # synced, and its lock given back
+    assert not (fleet.install_dir("bw-free") / "bwdata" / ".selfhost-bitwarden.lock").exists()
