@@ -25,6 +25,7 @@ extends_documentation_fragment:
   - selfhost.bitwarden.api
   - selfhost.bitwarden.api.organization
   - selfhost.bitwarden.api_log
+  - selfhost.bitwarden.pace
   - selfhost.bitwarden.attributes
   - selfhost.bitwarden.attributes.action_group
 attributes:
@@ -102,6 +103,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+paced_wait:
+  description: Seconds the run waited on the controller for its slot of O(pace) (only with O(verify) and a token change).
+  returned: when a slot was taken
+  type: float
 action:
   description: What was done (or, in check mode, would be done).
   returned: always
@@ -149,6 +154,7 @@ verified:
 import datetime
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.selfhost.bitwarden.plugins.module_utils import _pace
 from ansible_collections.selfhost.bitwarden.plugins.module_utils._api_log import (
     argument_spec as api_log_argument_spec,
     explain_license_sync_failure,
@@ -237,6 +243,7 @@ def main():
         enabled=dict(type="bool", default=True),
         verify=dict(type="bool", default=False),
         warn_cloud_communication_off=dict(type="bool", default=True),
+        pace=dict(type="dict", options=_pace.PACE_OPTIONS),  # taken by the action plugin on the controller (verify)
         state=dict(type="str", choices=["present", "absent"], default="present"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,

@@ -18,6 +18,10 @@ class PacedAction(ActionBase):
     DECIDE_FIRST = False  # run the module in check mode first; pace and run for real only when it reports changed
     PACE_IN_CHECK_MODE = False  # the module calls the cloud in check mode too
 
+    def calls_the_cloud(self, args):  # pylint: disable=unused-argument
+        """Whether a run with these arguments can make the cloud issue a token (else no slot is taken)."""
+        return True
+
     def _run_module(self, args, task_vars, check_mode):
         saved = self._task.check_mode
         self._task.check_mode = check_mode
@@ -34,7 +38,7 @@ class PacedAction(ActionBase):
         except ValueError as exc:
             return dict(result, failed=True, msg=str(exc))
         check_mode = bool(self._task.check_mode)
-        if pace is None or (check_mode and not self.PACE_IN_CHECK_MODE):
+        if pace is None or not self.calls_the_cloud(args) or (check_mode and not self.PACE_IN_CHECK_MODE):
             return dict(result, **self._run_module(args, task_vars, check_mode))
         if self.DECIDE_FIRST and not check_mode:
             plan = self._run_module(args, task_vars, True)

@@ -98,9 +98,14 @@ def test_rotate_token_updates_without_restart_and_proves_the_new_token(sim_fleet
         assert state["counters"]["cloud_calls"] > 0
         assert len([call for call in fleet.client.bitwarden_sh_calls(name) if call["command"] == "restart"]) == 1
     assert_no_secrets(rotated.output, list(new_tokens.values()))
+    # Each proving sync made the server ask the cloud for a token: each took its slot of the egress's budget.
+    task = "selfhost.bitwarden.billing_sync : Apply the new billing sync token and prove it with a license sync"
+    assert all("paced_wait" in event["result"] for event in rotated.results(task)), rotated.output
+    assert len(rotated.results(task)) == 2
 
     again = run_playbook(PLAYBOOKS / "rotate_token.yml", inventory).assert_ok()
     assert again.changed_total() == 0
+    assert not any("paced_wait" in event["result"] for event in again.results(task))  # a token in place costs no slot
 
 
 def test_rotate_token_with_a_refused_token_puts_the_previous_one_back(sim_fleet, tmp_path):
