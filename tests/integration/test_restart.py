@@ -53,11 +53,11 @@ def test_root_owned_install_converges_with_the_prompt_answered(sim_fleet):
 def test_pull_failure_fails_with_the_stderr_cause_within_the_timeout(sim_fleet):
     """The registry answered the check but not run.sh's pull (skip the check to get there): the message leads with stderr."""
     fleet = sim_fleet([{"name": "bw-pull", "faults": {"pull_fails": True}}], **FAST)
-    started = time.monotonic()
     run = run_playbook(ROLLOUT, fleet.inventory, skip_tags=["billing_sync_restart_check"],
                        extra_vars={"billing_sync_restart_timeout": 60})
     assert run.rc != 0
-    assert time.monotonic() - started < 60
+    # Within the timeout: the failure is the pull's own exit code below, not a wait that ran out (no wall-clock check,
+    # which a loaded machine would break).
     message = failure(run, "Fail when the restart failed")
     assert message.startswith("./bitwarden.sh restart as ")
     stderr_at = message.index("failed: Error response from daemon: Get \"https://ghcr.io/v2/\": dial tcp: lookup ghcr.io")
