@@ -10,7 +10,6 @@ notification has been answered, every action for that notification has finished.
 
 from __future__ import annotations
 
-import datetime
 import json
 import urllib.error
 import urllib.request
@@ -21,6 +20,7 @@ import yaml
 
 from helpers.ansible_run import run_playbook
 from helpers.eda import alertmanager, alertmanager_config, rulebook
+from helpers.held_lock import hold_lock
 from helpers.prom import node_exporter, prometheus, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -242,12 +242,7 @@ def test_rulebook_guards(tmp_path, sim_fleet):
     for name in fleet.names:
         drift(fleet, name)
     # Another run (a person's rollout, a schedule) holds bw-1's lock.
-    now = datetime.datetime.now(datetime.timezone.utc)
-    lock = fleet.install_dir("bw-1") / "bwdata" / ".selfhost-bitwarden.lock"
-    lock.write_text(json.dumps({"run_id": "someone-else", "holder": "ops laptop", "host": "ops", "pid": 1,
-                                "acquired": now.isoformat(),
-                                "expires": (now + datetime.timedelta(hours=1)).isoformat()}) + "\n", encoding="utf-8")
-    held = lock.read_text(encoding="utf-8")
+    lock, held = hold_lock(fleet, "bw-1")
     before = {name: fleet.instance(name) for name in fleet.names}
     record = tmp_path / "rulebook-playbooks.jsonl"
     with rulebook(RULEBOOK, fleet.inventory, tmp_path / "eda", TOKEN, record=record) as eda:

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from helpers.ansible_run import assert_no_secrets, run_playbook
+from helpers.held_lock import hold_lock
 from helpers.license import set_last_license_sync
 
 PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
@@ -156,12 +157,7 @@ def test_a_host_whose_lock_another_run_holds_is_not_synced(sim_fleet):
     fleet = sim_fleet([{"name": "bw-held"}, {"name": "bw-free"}], preconfigured=True)
     for name in fleet.names:
         set_last_license_sync(fleet, name, ago(10))
-    now = datetime.datetime.now(datetime.timezone.utc)
-    lock = fleet.install_dir("bw-held") / "bwdata" / ".selfhost-bitwarden.lock"
-    lock.write_text(json.dumps({"run_id": "someone-else", "holder": "ops laptop", "host": "ops", "pid": 1,
-                                "acquired": now.isoformat(),
-                                "expires": (now + datetime.timedelta(hours=1)).isoformat()}) + "\n", encoding="utf-8")
-    held = lock.read_text(encoding="utf-8")
+    lock, held = hold_lock(fleet, "bw-held")
     stamps = {name: last_sync(fleet, name) for name in fleet.names}
     run = run_playbook(LICENSE_SYNC, fleet.inventory, extra_vars={"billing_sync_lock_timeout": 0})
     assert run.rc != 0
