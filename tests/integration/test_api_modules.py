@@ -123,7 +123,9 @@ def test_first_sync_once_then_not_again_then_force(us):
     first = us.instance(name)
     assert rc == 0 and result["changed"] and result["synced"] and result["previous_license_sync"] is None
     assert result["last_license_sync"] == first["connection"]["config"]["LastLicenseSync"]
-    assert first["counters"]["requests"] == 4, first["counters"]  # token, GET, POST sync, GET
+    # token, GET connection, GET license, POST sync, GET connection, GET license (the license before and after)
+    assert first["counters"]["requests"] == 6, first["counters"]
+    assert first["counters"]["by_route"]["POST /api/organizations/licenses/self-hosted/{id}/sync"] == 1
 
     us.client.reset_counters(name)
     rc, result = call(us, name, "bitwarden_license_sync", SYNC_ARGS)
