@@ -194,8 +194,6 @@ ROLE_CASES = [
          fleet={"faults": {"http": [
              {"method": "GET", "path_prefix": "/api/organizations/connections/", "status": 429, "times": 1, "retry_after": 1},
              {"method": "POST", "path_prefix": "/api/organizations/licenses/", "status": 503, "times": 2}]}}),
-    Case("cloud unreachable: the real reason, env file converged", run="role", restarts=1, server_on=True, failed=True,
-         fleet={"faults": {"cloud_unreachable": True}}, message=r"cannot reach the Bitwarden cloud"),
 ]
 
 
