@@ -13,7 +13,7 @@ One more figure, the license sync behind one egress: BENCH_LICENSE_SIZES ("200")
 every one due (forced), synced by playbooks/license_sync.yml at the role's default pace (8 syncs a minute per egress
 and region) under the simulated cloud's real per-IP limits (10 token requests a minute), next to the lower bound the
 limits allow. It runs in real time: 200 hosts take about 25 minutes. `benchmarks/run.py --license-only N` runs just
-this figure and prints it.
+this figure: benchmarks/results/<date>-license.{md,json} and the README's license table.
 """
 
 from __future__ import annotations
@@ -428,9 +428,34 @@ def main():
     return 0
 
 
+def license_only(size):
+    """The license figure alone (it runs in real time): results/<date>-license.{md,json} and the README's license table."""
+    os.makedirs(os.path.join(WORK, "logs"), exist_ok=True)
+    meta = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "host": os.uname().nodename, "cores": os.cpu_count(),
+            "ansible_core": ansible_core_version(), "load_before": "%.2f %.2f %.2f" % os.getloadavg()}
+    row = bench_license(size)
+    meta["load_after"] = "%.2f %.2f %.2f" % os.getloadavg()
+    stem = datetime.date.today().isoformat() + "-license"
+    body = render_license([row]).lstrip("\n") + ("\n\nMeasured %s on %s (%d cores), ansible-core %s, load average before %s, "
+                                                 "after %s (`benchmarks/run.py --license-only %d`, `benchmarks/results/%s.md`)."
+                                                 % (meta["date"], meta["host"], meta["cores"], meta["ansible_core"],
+                                                    meta["load_before"], meta["load_after"], size, stem))
+    with open(os.path.join(RESULTS, stem + ".md"), "w", encoding="utf-8") as handle:
+        handle.write("# License sync benchmark %s\n\n%s\n" % (stem, body))
+    with open(os.path.join(RESULTS, stem + ".json"), "w", encoding="utf-8") as handle:
+        json.dump({"meta": meta, "license_sync": [row]}, handle, indent=1, sort_keys=True)
+    with open(README, encoding="utf-8") as handle:
+        text = handle.read()
+    # The license table ends the Performance section, which ends the README (update_readme): replaced to the end.
+    head = text.partition("\nLicense sync behind one egress")[0]
+    text = head.rstrip("\n") + "\n\n" + body + "\n"
+    with open(README, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    print(body)
+    return 0 if row["rc"] == 0 and not row["rate_limited"] and row["synced"] == size else 1
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--license-only"]:
-        os.makedirs(os.path.join(WORK, "logs"), exist_ok=True)
-        print(render_license([bench_license(int(sys.argv[2]))]))
-        sys.exit(0)
+        sys.exit(license_only(int(sys.argv[2])))
     sys.exit(main())
